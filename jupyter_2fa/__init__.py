@@ -1,0 +1,5 @@
+"""Two-factor authentication (password + TOTP) for Jupyter Server and JupyterHub."""
+
+from ._version import __version__
+
+__all__ = ["__version__"]

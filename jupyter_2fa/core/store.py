@@ -1,0 +1,461 @@
+"""The persistent 2FA records, behind SQLAlchemy: SQLite for one server, PostgreSQL for hubs and Kubernetes.
+
+Every check-and-change that guards security (accept a time step once, spend a recovery code once, count a
+failure, show a pending secret once, activate a pending factor) is a single conditional UPDATE whose row count
+says whether this caller won. That holds across threads and processes on both databases: SQLite runs each
+transaction under ``BEGIN IMMEDIATE``; PostgreSQL re-checks the WHERE clause of a concurrent UPDATE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from .errors import StoreError
+from .files import check_private_file, create_private_file
+from .keys import Keyring
+from .throttle import ThrottlePolicy
+
+SCHEMA_VERSION = 1
+_KEY_CHECK_TEXT = "jupyter-2fa key check"
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "jupyter_2fa_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+accounts = sa.Table(
+    "jupyter_2fa_accounts",
+    metadata,
+    sa.Column("username", sa.String(255), primary_key=True),
+    # The active factor: an encrypted Base32 secret, and a counter that changes whenever the secret does.
+    sa.Column("secret", sa.Text, nullable=True),
+    sa.Column("generation", sa.Integer, nullable=False, default=0),
+    sa.Column("activated_at", sa.Float, nullable=True),
+    # Replay guard: the highest time step ever accepted for this account.
+    sa.Column("last_step", sa.BigInteger, nullable=True),
+    # Throttle: consecutive failures and the earliest time the next attempt is evaluated.
+    sa.Column("failures", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Float, nullable=True),
+    # Sessions issued before the epoch changed are void (reset, re-link, log out everywhere).
+    sa.Column("epoch", sa.Integer, nullable=False, default=0),
+    # A pending enrollment: encrypted secret, expiry, whether it was already shown, whether it replaces a factor.
+    sa.Column("pending_secret", sa.Text, nullable=True),
+    sa.Column("pending_expires_at", sa.Float, nullable=True),
+    sa.Column("pending_shown", sa.Boolean, nullable=False, default=False),
+    sa.Column("pending_relink", sa.Boolean, nullable=False, default=False),
+)
+
+recovery_codes = sa.Table(
+    "jupyter_2fa_recovery_codes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "username",
+        sa.String(255),
+        sa.ForeignKey("jupyter_2fa_accounts.username", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("code_hash", sa.Text, nullable=False),
+    sa.Column("used_at", sa.Float, nullable=True),
+)
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or used; every login must fail closed."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """A snapshot of one account's row; secrets stay encrypted until a caller decrypts them."""
+
+    username: str
+    secret: str | None = field(repr=False)
+    generation: int
+    activated_at: float | None
+    last_step: int | None
+    failures: int
+    next_attempt_at: float | None
+    epoch: int
+    pending_secret: str | None = field(repr=False)
+    pending_expires_at: float | None
+    pending_shown: bool
+    pending_relink: bool
+    recovery_codes_left: int
+
+    @property
+    def enrolled(self) -> bool:
+        return self.secret is not None
+
+
+def default_sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'jupyter_2fa' / 'store.sqlite'}"
+
+
+def _prepare_sqlite_file(database: str) -> None:
+    """Create the SQLite file 0600 in a 0700 folder before SQLAlchemy opens it, or refuse an unsafe one."""
+    path = Path(database).expanduser()
+    if not path.exists() and not path.is_symlink():
+        create_private_file(path)
+    check_private_file(path, what="store")
+
+
+def _sqlite_begin_immediate(engine: Engine) -> None:
+    """Take SQLite's write lock at BEGIN, so read-then-write transactions wait instead of failing."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let the 'begin' hook below issue BEGIN itself
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    """All reads and writes of 2FA state. Methods take ``now`` (Unix seconds) rather than reading a clock."""
+
+    def __init__(self, url: str, keyring: Keyring, engine_options: dict[str, Any] | None = None):
+        self.keyring = keyring
+        self.url = make_url(url)
+        options = dict(engine_options or {})
+        try:
+            if self.url.get_backend_name() == "sqlite":
+                if self.url.database and self.url.database != ":memory:":
+                    _prepare_sqlite_file(self.url.database)
+                # Rollback journal, not WAL: home directories on HPC systems are often NFS/Lustre/GPFS,
+                # where WAL's shared memory does not work.
+                options.setdefault("connect_args", {"timeout": 30})
+            else:
+                options.setdefault("pool_pre_ping", True)
+            self.engine = sa.create_engine(self.url, **options)
+        except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as err:
+            raise StoreUnavailable(f"cannot use 2FA store URL {self.url!r}: {err}") from err
+        if self.url.get_backend_name() == "sqlite":
+            _sqlite_begin_immediate(self.engine)
+        with self._transaction() as conn:
+            self._migrate(conn)
+            self._check_key(conn)
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa_exc.IntegrityError:
+            raise
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DatabaseError) as err:
+            raise StoreUnavailable(
+                f"the 2FA store at {self.url!r} cannot be used: {err.orig or err}"
+            ) from err
+
+    def _migrate(self, conn: Connection) -> None:
+        """Bring the schema to SCHEMA_VERSION; each step runs once, inside the opening transaction."""
+        if conn.dialect.name == "postgresql":
+            # Two hub replicas starting together must not both create the tables.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(2202)"))
+        metadata.create_all(conn, tables=[meta_table])
+        version_row = conn.execute(
+            sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+        ).scalar()
+        version = int(version_row) if version_row is not None else 0
+        if version > SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"the 2FA store has schema version {version}, newer than this jupyter-2fa understands "
+                f"({SCHEMA_VERSION}); upgrade jupyter-2fa"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            _MIGRATIONS[step](conn)
+        if version == 0:
+            conn.execute(meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        elif version < SCHEMA_VERSION:
+            conn.execute(
+                meta_table.update()
+                .where(meta_table.c.key == "schema_version")
+                .values(value=str(SCHEMA_VERSION))
+            )
+
+    def _check_key(self, conn: Connection) -> None:
+        """Fail at start-up, not at the first login, when the configured key cannot read this store."""
+        token = conn.execute(
+            sa.select(meta_table.c.value).where(meta_table.c.key == "key_check")
+        ).scalar()
+        if token is None:
+            conn.execute(
+                meta_table.insert().values(key="key_check", value=self.keyring.encrypt(_KEY_CHECK_TEXT))
+            )
+        else:
+            self.keyring.decrypt(token)
+
+    def schema_version(self) -> int:
+        with self._transaction() as conn:
+            value = conn.execute(
+                sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+            ).scalar_one()
+        return int(value)
+
+    def _update(self, conn: Connection, username: str, *conditions: Any, **values: Any) -> bool:
+        """UPDATE the account row if ``conditions`` hold; True when this caller changed it."""
+        statement = accounts.update().where(accounts.c.username == username, *conditions)
+        return conn.execute(statement.values(**values)).rowcount == 1
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def get(self, username: str) -> Account | None:
+        with self._transaction() as conn:
+            return self._get(conn, username)
+
+    def _get(self, conn: Connection, username: str) -> Account | None:
+        row = conn.execute(sa.select(accounts).where(accounts.c.username == username)).mappings().first()
+        if row is None:
+            return None
+        left = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(recovery_codes)
+            .where(recovery_codes.c.username == username, recovery_codes.c.used_at.is_(None))
+        ).scalar_one()
+        return Account(**dict(row), recovery_codes_left=left)
+
+    def all_accounts(self) -> list[Account]:
+        with self._transaction() as conn:
+            names = conn.execute(sa.select(accounts.c.username).order_by(accounts.c.username)).scalars()
+            return [account for name in list(names) if (account := self._get(conn, name))]
+
+    def epochs(self) -> dict[str, int]:
+        """Every account's session epoch, for front-ends that keep an in-memory copy."""
+        with self._transaction() as conn:
+            rows = conn.execute(sa.select(accounts.c.username, accounts.c.epoch))
+            return {name: epoch for name, epoch in rows}
+
+    def unused_recovery_hashes(self, username: str) -> list[tuple[int, str]]:
+        with self._transaction() as conn:
+            rows = conn.execute(
+                sa.select(recovery_codes.c.id, recovery_codes.c.code_hash).where(
+                    recovery_codes.c.username == username, recovery_codes.c.used_at.is_(None)
+                )
+            )
+            return [(row_id, code_hash) for row_id, code_hash in rows]
+
+    # -- throttle -----------------------------------------------------------------------------------------
+
+    def reserve_attempt(self, username: str, now: float, policy: ThrottlePolicy) -> int | None:
+        """Count one attempt as a failure *before* it is evaluated, if the account may try now.
+
+        Returns the account's failure count including this attempt, or None when it must not try (locked,
+        or still waiting out a back-off). Counting first means that N parallel guesses cost N failures:
+        nobody gets a free burst while the first guesses are being checked. A success then clears the count.
+        """
+        delays = policy.delay_table()
+        next_delay: Any = (
+            sa.case(delays, value=accounts.c.failures, else_=0.0) if delays else sa.literal(0.0)
+        )
+        with self._transaction() as conn:
+            reserved = self._update(
+                conn,
+                username,
+                accounts.c.failures < policy.lockout_threshold,
+                sa.or_(accounts.c.next_attempt_at.is_(None), accounts.c.next_attempt_at <= now),
+                failures=accounts.c.failures + 1,
+                next_attempt_at=now + next_delay,
+            )
+            if not reserved:
+                return None
+            # The row stays write-locked until commit, so this reads exactly the count this UPDATE wrote.
+            return int(
+                conn.execute(
+                    sa.select(accounts.c.failures).where(accounts.c.username == username)
+                ).scalar_one()
+            )
+
+    def clear_failures(self, username: str) -> None:
+        with self._transaction() as conn:
+            self._update(conn, username, failures=0, next_attempt_at=None)
+
+    def unlock(self, username: str) -> bool:
+        with self._transaction() as conn:
+            return self._update(conn, username, failures=0, next_attempt_at=None)
+
+    # -- second factor ------------------------------------------------------------------------------------
+
+    def accept_step(self, username: str, generation: int, step: int) -> bool:
+        """Record ``step`` as used if it is newer than every step accepted before (the replay guard)."""
+        with self._transaction() as conn:
+            return self._update(
+                conn,
+                username,
+                accounts.c.generation == generation,
+                accounts.c.secret.is_not(None),
+                sa.or_(accounts.c.last_step.is_(None), accounts.c.last_step < step),
+                last_step=step,
+            )
+
+    def spend_recovery_code(self, code_id: int, now: float) -> bool:
+        with self._transaction() as conn:
+            result = conn.execute(
+                recovery_codes.update()
+                .where(recovery_codes.c.id == code_id, recovery_codes.c.used_at.is_(None))
+                .values(used_at=now)
+            )
+            return result.rowcount == 1
+
+    def replace_recovery_codes(self, username: str, hashes: Sequence[str]) -> None:
+        with self._transaction() as conn:
+            self._replace_recovery_codes(conn, username, hashes)
+
+    def _replace_recovery_codes(self, conn: Connection, username: str, hashes: Sequence[str]) -> None:
+        conn.execute(recovery_codes.delete().where(recovery_codes.c.username == username))
+        if hashes:
+            conn.execute(
+                recovery_codes.insert(), [{"username": username, "code_hash": h} for h in hashes]
+            )
+
+    # -- enrollment ---------------------------------------------------------------------------------------
+
+    def set_pending(self, username: str, secret: str, expires_at: float, relink: bool) -> bool:
+        """Start (or restart) a pending enrollment; refused when a factor is active and this is no re-link."""
+        token = self.keyring.encrypt(secret)
+        values = dict(
+            pending_secret=token, pending_expires_at=expires_at, pending_shown=False, pending_relink=relink
+        )
+        with self._transaction() as conn:
+            if conn.execute(
+                sa.select(accounts.c.username).where(accounts.c.username == username)
+            ).first() is None:
+                conn.execute(accounts.insert().values(username=username, **values))
+                return True
+            active = accounts.c.secret.is_not(None) if relink else accounts.c.secret.is_(None)
+            return self._update(conn, username, active, **values)
+
+    def reveal_pending(self, username: str, now: float) -> str | None:
+        """The pending secret, decrypted, the first time it is asked for while unexpired; None after that."""
+        with self._transaction() as conn:
+            token = conn.execute(
+                sa.select(accounts.c.pending_secret).where(accounts.c.username == username)
+            ).scalar()
+            won = token is not None and self._update(
+                conn,
+                username,
+                accounts.c.pending_secret == token,
+                accounts.c.pending_shown.is_(False),
+                accounts.c.pending_expires_at > now,
+                pending_shown=True,
+            )
+        return self.keyring.decrypt(token) if won and token else None
+
+    def activate_pending(
+        self, username: str, pending_token: str, step: int, hashes: Sequence[str], now: float
+    ) -> bool:
+        """Make the pending secret (still ``pending_token``) the active factor, with ``step`` already used.
+
+        A re-link replaces the old factor and moves the session epoch, which signs out every other session.
+        """
+        with self._transaction() as conn:
+            won = self._update(
+                conn,
+                username,
+                accounts.c.pending_secret == pending_token,
+                accounts.c.pending_expires_at > now,
+                secret=accounts.c.pending_secret,
+                generation=accounts.c.generation + 1,
+                activated_at=now,
+                last_step=step,
+                failures=0,
+                next_attempt_at=None,
+                epoch=sa.case(
+                    (accounts.c.pending_relink.is_(True), accounts.c.epoch + 1), else_=accounts.c.epoch
+                ),
+                pending_secret=None,
+                pending_expires_at=None,
+                pending_shown=False,
+                pending_relink=False,
+            )
+            if won:
+                self._replace_recovery_codes(conn, username, hashes)
+        return won
+
+    def cancel_pending(self, username: str) -> bool:
+        with self._transaction() as conn:
+            return self._update(
+                conn,
+                username,
+                accounts.c.pending_secret.is_not(None),
+                pending_secret=None,
+                pending_expires_at=None,
+                pending_shown=False,
+                pending_relink=False,
+            )
+
+    def reset(self, username: str) -> bool:
+        """Delete the factor, any pending enrollment and the recovery codes; sign out every session."""
+        with self._transaction() as conn:
+            conn.execute(recovery_codes.delete().where(recovery_codes.c.username == username))
+            return self._update(
+                conn,
+                username,
+                secret=None,
+                generation=accounts.c.generation + 1,
+                activated_at=None,
+                last_step=None,
+                failures=0,
+                next_attempt_at=None,
+                epoch=accounts.c.epoch + 1,
+                pending_secret=None,
+                pending_expires_at=None,
+                pending_shown=False,
+                pending_relink=False,
+            )
+
+    def bump_epoch(self, username: str) -> bool:
+        with self._transaction() as conn:
+            return self._update(conn, username, epoch=accounts.c.epoch + 1)
+
+    # -- keys ---------------------------------------------------------------------------------------------
+
+    def rotate_keys(self, keyring: Keyring) -> int:
+        """Re-encrypt every stored secret under ``keyring``'s first key; returns how many were rewritten."""
+        rewritten = 0
+        with self._transaction() as conn:
+            rows = conn.execute(
+                sa.select(accounts.c.username, accounts.c.secret, accounts.c.pending_secret)
+            ).all()
+            for username, secret, pending in rows:
+                values = {}
+                if secret is not None:
+                    values["secret"] = keyring.rotate(secret)
+                if pending is not None:
+                    values["pending_secret"] = keyring.rotate(pending)
+                if values:
+                    self._update(conn, username, **values)
+                    rewritten += 1
+            conn.execute(
+                meta_table.update()
+                .where(meta_table.c.key == "key_check")
+                .values(value=keyring.encrypt(_KEY_CHECK_TEXT))
+            )
+        self.keyring = keyring
+        return rewritten
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _create_v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[accounts, recovery_codes])
+
+
+# _MIGRATIONS[n] upgrades a store from schema version n to n + 1; append, never edit.
+_MIGRATIONS = [_create_v1]

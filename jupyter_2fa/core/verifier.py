@@ -1,0 +1,162 @@
+"""The one entry point every front-end calls to check a second factor: throttle -> factor -> replay -> verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from . import recovery
+from .audit import Action, AuditEvent, AuditSink, discard
+from .errors import StoreError
+from .settings import Settings
+from .store import Account, Store
+from .totp import InvalidCode, looks_like_totp, matching_step, normalize_code
+
+
+class Outcome(str, Enum):
+    ACCEPTED = "accepted"
+    INVALID = "invalid"  # wrong password, wrong/malformed/replayed code: one answer for all of them
+    THROTTLED = "throttled"
+    LOCKED = "locked"
+    NOT_ENROLLED = "not-enrolled"
+    UNAVAILABLE = "unavailable"  # the store failed: fail closed
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to one attempt. ``reason`` is for the audit log; users see only ``outcome``."""
+
+    outcome: Outcome
+    reason: str
+    retry_after: float = 0.0
+    recovery_codes_left: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.ACCEPTED
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt admitted (or refused) by the throttle; ``failures`` already counts it."""
+
+    account: Account | None
+    failures: int
+    refusal: Verdict | None
+
+
+class Verifier:
+    """Checks second factors against the store, counting failures and refusing replays."""
+
+    def __init__(self, store: Store, settings: Settings, audit: AuditSink = discard) -> None:
+        self.store = store
+        self.settings = settings
+        self.audit = audit
+
+    def verify(
+        self,
+        username: str,
+        code: object,
+        now: float,
+        *,
+        first_factor_ok: bool = True,
+        remote_addr: str | None = None,
+    ) -> Verdict:
+        """Check ``code`` (a TOTP code or a recovery code) for ``username`` at Unix time ``now``.
+
+        ``first_factor_ok`` is the front-end's password check; passing it in lets a wrong password and a wrong
+        code take the same path, so they are throttled alike and answered alike.
+        """
+        try:
+            verdict = self._verify(username, code, now, first_factor_ok, remote_addr)
+        except StoreError:
+            verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
+        self._record(Action.LOGIN, username, verdict, now, remote_addr)
+        return verdict
+
+    def admit(self, username: str, now: float) -> Attempt:
+        """Count an attempt against ``username``'s throttle before anything about it is checked.
+
+        A locked or waiting account gets its refusal here, before the attempt is looked at, so the answer is
+        the same whether or not the code was right. An account without a row has nothing to throttle.
+        """
+        account = self.store.get(username)
+        if account is None:
+            return Attempt(None, 0, None)
+        failures = self.store.reserve_attempt(username, now, self.settings.throttle)
+        if failures is not None:
+            return Attempt(account, failures, None)
+        current = self.store.get(username) or account
+        if self.settings.throttle.is_locked(current.failures):
+            return Attempt(current, current.failures, Verdict(Outcome.LOCKED, "locked"))
+        wait = max(0.0, (current.next_attempt_at or now) - now)
+        return Attempt(
+            current, current.failures, Verdict(Outcome.THROTTLED, "throttled", retry_after=wait)
+        )
+
+    def settle(self, attempt: Attempt, verdict: Verdict, now: float, remote_addr: str | None) -> None:
+        """Clear the failure count after a success; write the lock event when this failure hit the limit."""
+        if attempt.account is None or attempt.refusal is not None:
+            return
+        # An unenrolled user with the right password has passed everything there is to pass.
+        if verdict.ok or verdict.outcome is Outcome.NOT_ENROLLED:
+            self.store.clear_failures(attempt.account.username)
+        elif attempt.failures == self.settings.throttle.lockout_threshold:
+            lock = Verdict(Outcome.LOCKED, "too-many-failures")
+            self._record(Action.LOCK, attempt.account.username, lock, now, remote_addr)
+
+    def _verify(
+        self, username: str, code: object, now: float, first_factor_ok: bool, remote_addr: str | None
+    ) -> Verdict:
+        attempt = self.admit(username, now)
+        account = attempt.account
+        if attempt.refusal is not None:
+            return attempt.refusal
+        if account is None or not account.enrolled:
+            verdict = (
+                Verdict(Outcome.NOT_ENROLLED, "not-enrolled")
+                if first_factor_ok
+                else Verdict(Outcome.INVALID, "wrong-password")
+            )
+        elif not first_factor_ok:
+            verdict = Verdict(Outcome.INVALID, "wrong-password")
+        elif isinstance(code, str) and looks_like_totp(code, self.settings.totp.digits):
+            verdict = self._check_totp(account, code, now)
+        else:
+            verdict = self._check_recovery_code(account, code, now, remote_addr)
+        self.settle(attempt, verdict, now, remote_addr)
+        return verdict
+
+    def _check_totp(self, account: Account, code: str, now: float) -> Verdict:
+        assert account.secret is not None
+        secret = self.store.keyring.decrypt(account.secret)
+        normalized = normalize_code(code, self.settings.totp.digits)
+        step = matching_step(secret, normalized, now, self.settings.window, self.settings.totp)
+        if step is None:
+            return Verdict(Outcome.INVALID, "wrong-code")
+        if not self.store.accept_step(account.username, account.generation, step):
+            return Verdict(Outcome.INVALID, "replayed-code")
+        return Verdict(Outcome.ACCEPTED, "totp")
+
+    def _check_recovery_code(
+        self, account: Account, code: object, now: float, remote_addr: str | None
+    ) -> Verdict:
+        try:
+            normalized = recovery.normalize(code)
+        except InvalidCode:
+            return Verdict(Outcome.INVALID, "malformed-code")
+        for code_id, code_hash in self.store.unused_recovery_hashes(account.username):
+            if recovery.matches(normalized, code_hash):
+                if not self.store.spend_recovery_code(code_id, now):
+                    return Verdict(Outcome.INVALID, "replayed-code")
+                left = account.recovery_codes_left - 1
+                verdict = Verdict(Outcome.ACCEPTED, "recovery-code", recovery_codes_left=max(left, 0))
+                self._record(Action.RECOVERY_CODE_USED, account.username, verdict, now, remote_addr)
+                return verdict
+        return Verdict(Outcome.INVALID, "wrong-code")
+
+    def _record(
+        self, action: Action, username: str, verdict: Verdict, now: float, remote_addr: str | None
+    ) -> None:
+        outcome = "success" if verdict.ok else "failure"
+        self.audit(AuditEvent(action, username, outcome, verdict.reason, now, remote_addr))
