@@ -15,7 +15,7 @@ from .enrollment import (
     Provisioning,
 )
 from .errors import StoreError, TwoFactorError
-from .keys import Keyring, KeyProblem, WrongKey
+from .keys import KeyProblem, Keyring, WrongKey
 from .settings import Settings
 from .store import Account, Store, StoreUnavailable
 from .throttle import ThrottlePolicy

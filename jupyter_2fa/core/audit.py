@@ -53,7 +53,7 @@ def discard(event: AuditEvent) -> None:
     """The sink for callers that do not audit (tests of pure logic)."""
 
 
-def logging_sink(logger: logging.Logger) -> AuditSink:
+def logging_sink(logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> AuditSink:
     def emit(event: AuditEvent) -> None:
         level = logging.INFO if event.outcome == "success" else logging.WARNING
         logger.log(

@@ -90,9 +90,7 @@ class Enrollment:
         self._audit(Action.ENROLLMENT_STARTED, username, "success", "started", now, remote_addr)
         return expires_at
 
-    def begin_relink(
-        self, username: str, code: object, now: float, remote_addr: str | None = None
-    ) -> float:
+    def begin_relink(self, username: str, code: object, now: float, remote_addr: str | None = None) -> float:
         """Start replacing an active factor; needs the current code or a recovery code (and the password,
         which the caller checked). The old factor keeps working until the new one is confirmed."""
         verdict = self.verifier.verify(username, code, now, remote_addr=remote_addr)
@@ -124,9 +122,7 @@ class Enrollment:
         self._audit(Action.ENROLLMENT_SHOWN, username, "success", "shown", now, remote_addr)
         return Provisioning(secret=secret, uri=uri)
 
-    def confirm(
-        self, username: str, code: object, now: float, remote_addr: str | None = None
-    ) -> list[str]:
+    def confirm(self, username: str, code: object, now: float, remote_addr: str | None = None) -> list[str]:
         """Activate the pending secret if ``code`` comes from it; returns the new recovery codes (show once)."""
         attempt = self.verifier.admit(username, now)
         account = attempt.account

@@ -159,9 +159,7 @@ class Store:
         except sa_exc.IntegrityError:
             raise
         except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DatabaseError) as err:
-            raise StoreUnavailable(
-                f"the 2FA store at {self.url!r} cannot be used: {err.orig or err}"
-            ) from err
+            raise StoreUnavailable(f"the 2FA store at {self.url!r} cannot be used: {err.orig or err}") from err
 
     def _migrate(self, conn: Connection) -> None:
         """Bring the schema to SCHEMA_VERSION; each step runs once, inside the opening transaction."""
@@ -169,9 +167,7 @@ class Store:
             # Two hub replicas starting together must not both create the tables.
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(2202)"))
         metadata.create_all(conn, tables=[meta_table])
-        version_row = conn.execute(
-            sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
-        ).scalar()
+        version_row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
         version = int(version_row) if version_row is not None else 0
         if version > SCHEMA_VERSION:
             raise StoreUnavailable(
@@ -184,28 +180,20 @@ class Store:
             conn.execute(meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
         elif version < SCHEMA_VERSION:
             conn.execute(
-                meta_table.update()
-                .where(meta_table.c.key == "schema_version")
-                .values(value=str(SCHEMA_VERSION))
+                meta_table.update().where(meta_table.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
             )
 
     def _check_key(self, conn: Connection) -> None:
         """Fail at start-up, not at the first login, when the configured key cannot read this store."""
-        token = conn.execute(
-            sa.select(meta_table.c.value).where(meta_table.c.key == "key_check")
-        ).scalar()
+        token = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "key_check")).scalar()
         if token is None:
-            conn.execute(
-                meta_table.insert().values(key="key_check", value=self.keyring.encrypt(_KEY_CHECK_TEXT))
-            )
+            conn.execute(meta_table.insert().values(key="key_check", value=self.keyring.encrypt(_KEY_CHECK_TEXT)))
         else:
             self.keyring.decrypt(token)
 
     def schema_version(self) -> int:
         with self._transaction() as conn:
-            value = conn.execute(
-                sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
-            ).scalar_one()
+            value = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar_one()
         return int(value)
 
     def _update(self, conn: Connection, username: str, *conditions: Any, **values: Any) -> bool:
@@ -260,9 +248,7 @@ class Store:
         nobody gets a free burst while the first guesses are being checked. A success then clears the count.
         """
         delays = policy.delay_table()
-        next_delay: Any = (
-            sa.case(delays, value=accounts.c.failures, else_=0.0) if delays else sa.literal(0.0)
-        )
+        next_delay: Any = sa.case(delays, value=accounts.c.failures, else_=0.0) if delays else sa.literal(0.0)
         with self._transaction() as conn:
             reserved = self._update(
                 conn,
@@ -275,11 +261,7 @@ class Store:
             if not reserved:
                 return None
             # The row stays write-locked until commit, so this reads exactly the count this UPDATE wrote.
-            return int(
-                conn.execute(
-                    sa.select(accounts.c.failures).where(accounts.c.username == username)
-                ).scalar_one()
-            )
+            return int(conn.execute(sa.select(accounts.c.failures).where(accounts.c.username == username)).scalar_one())
 
     def clear_failures(self, username: str) -> None:
         with self._transaction() as conn:
@@ -319,22 +301,16 @@ class Store:
     def _replace_recovery_codes(self, conn: Connection, username: str, hashes: Sequence[str]) -> None:
         conn.execute(recovery_codes.delete().where(recovery_codes.c.username == username))
         if hashes:
-            conn.execute(
-                recovery_codes.insert(), [{"username": username, "code_hash": h} for h in hashes]
-            )
+            conn.execute(recovery_codes.insert(), [{"username": username, "code_hash": h} for h in hashes])
 
     # -- enrollment ---------------------------------------------------------------------------------------
 
     def set_pending(self, username: str, secret: str, expires_at: float, relink: bool) -> bool:
         """Start (or restart) a pending enrollment; refused when a factor is active and this is no re-link."""
         token = self.keyring.encrypt(secret)
-        values = dict(
-            pending_secret=token, pending_expires_at=expires_at, pending_shown=False, pending_relink=relink
-        )
+        values = dict(pending_secret=token, pending_expires_at=expires_at, pending_shown=False, pending_relink=relink)
         with self._transaction() as conn:
-            if conn.execute(
-                sa.select(accounts.c.username).where(accounts.c.username == username)
-            ).first() is None:
+            if conn.execute(sa.select(accounts.c.username).where(accounts.c.username == username)).first() is None:
                 conn.execute(accounts.insert().values(username=username, **values))
                 return True
             active = accounts.c.secret.is_not(None) if relink else accounts.c.secret.is_(None)
@@ -343,9 +319,7 @@ class Store:
     def reveal_pending(self, username: str, now: float) -> str | None:
         """The pending secret, decrypted, the first time it is asked for while unexpired; None after that."""
         with self._transaction() as conn:
-            token = conn.execute(
-                sa.select(accounts.c.pending_secret).where(accounts.c.username == username)
-            ).scalar()
+            token = conn.execute(sa.select(accounts.c.pending_secret).where(accounts.c.username == username)).scalar()
             won = token is not None and self._update(
                 conn,
                 username,
@@ -356,9 +330,7 @@ class Store:
             )
         return self.keyring.decrypt(token) if won and token else None
 
-    def activate_pending(
-        self, username: str, pending_token: str, step: int, hashes: Sequence[str], now: float
-    ) -> bool:
+    def activate_pending(self, username: str, pending_token: str, step: int, hashes: Sequence[str], now: float) -> bool:
         """Make the pending secret (still ``pending_token``) the active factor, with ``step`` already used.
 
         A re-link replaces the old factor and moves the session epoch, which signs out every other session.
@@ -375,9 +347,7 @@ class Store:
                 last_step=step,
                 failures=0,
                 next_attempt_at=None,
-                epoch=sa.case(
-                    (accounts.c.pending_relink.is_(True), accounts.c.epoch + 1), else_=accounts.c.epoch
-                ),
+                epoch=sa.case((accounts.c.pending_relink.is_(True), accounts.c.epoch + 1), else_=accounts.c.epoch),
                 pending_secret=None,
                 pending_expires_at=None,
                 pending_shown=False,
@@ -429,9 +399,7 @@ class Store:
         """Re-encrypt every stored secret under ``keyring``'s first key; returns how many were rewritten."""
         rewritten = 0
         with self._transaction() as conn:
-            rows = conn.execute(
-                sa.select(accounts.c.username, accounts.c.secret, accounts.c.pending_secret)
-            ).all()
+            rows = conn.execute(sa.select(accounts.c.username, accounts.c.secret, accounts.c.pending_secret)).all()
             for username, secret, pending in rows:
                 values = {}
                 if secret is not None:

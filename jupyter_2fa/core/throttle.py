@@ -27,8 +27,7 @@ class ThrottlePolicy:
     def __post_init__(self) -> None:
         if not 1 <= self.lockout_threshold <= MAX_LOCKOUT_THRESHOLD:
             raise ValueError(
-                f"lockout_threshold must be between 1 and {MAX_LOCKOUT_THRESHOLD}, "
-                f"not {self.lockout_threshold!r}"
+                f"lockout_threshold must be between 1 and {MAX_LOCKOUT_THRESHOLD}, not {self.lockout_threshold!r}"
             )
         if self.free_attempts < 0 or self.base_delay < 0 or self.max_delay < 0:
             raise ValueError("free_attempts, base_delay and max_delay must not be negative")

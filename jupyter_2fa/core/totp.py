@@ -64,9 +64,7 @@ def new_secret() -> str:
     return pyotp.random_base32(SECRET_BASE32_LENGTH)
 
 
-def provisioning_uri(
-    secret: str, account: str, issuer: str, params: TOTPParameters = TOTPParameters()
-) -> str:
+def provisioning_uri(secret: str, account: str, issuer: str, params: TOTPParameters = TOTPParameters()) -> str:
     """The otpauth URI that an authenticator app scans, per Google's Key Uri Format.
 
     ':' separates issuer from account in the label, so it is refused in the issuer (an admin's setting) and

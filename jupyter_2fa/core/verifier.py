@@ -90,9 +90,7 @@ class Verifier:
         if self.settings.throttle.is_locked(current.failures):
             return Attempt(current, current.failures, Verdict(Outcome.LOCKED, "locked"))
         wait = max(0.0, (current.next_attempt_at or now) - now)
-        return Attempt(
-            current, current.failures, Verdict(Outcome.THROTTLED, "throttled", retry_after=wait)
-        )
+        return Attempt(current, current.failures, Verdict(Outcome.THROTTLED, "throttled", retry_after=wait))
 
     def settle(self, attempt: Attempt, verdict: Verdict, now: float, remote_addr: str | None) -> None:
         """Clear the failure count after a success; write the lock event when this failure hit the limit."""
@@ -138,9 +136,7 @@ class Verifier:
             return Verdict(Outcome.INVALID, "replayed-code")
         return Verdict(Outcome.ACCEPTED, "totp")
 
-    def _check_recovery_code(
-        self, account: Account, code: object, now: float, remote_addr: str | None
-    ) -> Verdict:
+    def _check_recovery_code(self, account: Account, code: object, now: float, remote_addr: str | None) -> Verdict:
         try:
             normalized = recovery.normalize(code)
         except InvalidCode:
@@ -155,8 +151,6 @@ class Verifier:
                 return verdict
         return Verdict(Outcome.INVALID, "wrong-code")
 
-    def _record(
-        self, action: Action, username: str, verdict: Verdict, now: float, remote_addr: str | None
-    ) -> None:
+    def _record(self, action: Action, username: str, verdict: Verdict, now: float, remote_addr: str | None) -> None:
         outcome = "success" if verdict.ok else "failure"
         self.audit(AuditEvent(action, username, outcome, verdict.reason, now, remote_addr))

@@ -1,0 +1,353 @@
+"""`jupyter 2fa`: link a device from a terminal, and the admin's tools (status, list, reset, unlock, keys)."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NoReturn
+
+from jupyter_core.application import JupyterApp, base_aliases, base_flags
+from traitlets import Bool, default
+from traitlets.config import Application
+
+from ._version import __version__
+from .config import TwoFactorConfig
+from .core import CodeRejected, Enrollment, Keyring, Outcome, StoreError, TwoFactorError
+from .core.audit import Action, AuditEvent
+from .core.keys import new_key, write_key_file
+
+USAGE_ERROR = 2  # like argparse: the command line itself was wrong
+REFUSED = 1  # the command was understood but could not be done
+CODE_TRIES = 3
+
+aliases = {**base_aliases, "db-url": "TwoFactorConfig.db_url"}
+flags = dict(base_flags)
+
+
+class TwoFactorCommand(JupyterApp):
+    """Common ground of the subcommands: the shared configuration, the store, and clear exits."""
+
+    version = __version__
+    classes = [TwoFactorConfig]
+    aliases = aliases
+    flags = flags
+    # Read the same config files as the server gate, so `c.TwoFactorConfig.db_url` there applies here too.
+    config_file_name = "jupyter_server_config"
+    max_args = 1  # how many positional arguments (user names) the subcommand takes
+    needs_user = False  # True when USER is required rather than defaulting to the OS user
+
+    @default("log_level")
+    def _log_level_default(self) -> int:
+        return logging.WARNING  # audit lines of failures only; the command's own output says the rest
+
+    def fail(self, message: str, code: int = REFUSED) -> NoReturn:
+        print(f"jupyter 2fa {self.name}: {message}", file=sys.stderr)
+        self.exit(code)
+
+    def username(self) -> str:
+        """USER from the command line, or the OS user running this (the name a single-user server gates)."""
+        if len(self.extra_args) > self.max_args:
+            self.fail(f"too many arguments: {' '.join(self.extra_args)}", USAGE_ERROR)
+        if self.extra_args:
+            name = self.extra_args[0].strip()
+            if not name or len(name) > 255 or not name.isprintable():
+                self.fail("USER must be a non-empty printable name of at most 255 characters", USAGE_ERROR)
+            return name
+        if self.needs_user:
+            self.fail("USER is required", USAGE_ERROR)
+        return getpass.getuser()
+
+    def two_factor(self) -> TwoFactorConfig:
+        return TwoFactorConfig(parent=self)
+
+    def enrollment(self) -> Enrollment:
+        try:
+            return self.two_factor().open_enrollment()
+        except StoreError as err:
+            self.fail(str(err))
+
+    def start(self) -> None:
+        try:
+            self.run()
+        except StoreError as err:
+            self.fail(str(err))
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _read_code(prompt: str) -> str | None:
+    try:
+        return input(prompt)
+    except EOFError:
+        return None
+
+
+def _print_recovery_codes(codes: list[str]) -> None:
+    print()
+    print("Recovery codes (each works once in place of a code from your app):")
+    print()
+    for code in codes:
+        print(f"    {code}")
+    print()
+    print("Store these now, somewhere safe and away from your phone. They will not be shown again.")
+
+
+def _refusal_message(err: CodeRejected) -> str:
+    if err.verdict.outcome is Outcome.LOCKED:
+        return "the account is locked after too many failed attempts; ask an administrator to unlock it"
+    if err.verdict.outcome is Outcome.THROTTLED:
+        return f"too many failed attempts; wait {err.verdict.retry_after:.0f} s and try again"
+    return "that code was not accepted"
+
+
+class EnrollApp(TwoFactorCommand):
+    name = "enroll"
+    description = """Link an authenticator app to USER (default: you).
+
+    Shows the QR code and the manual key once, asks for a code from the app to confirm the link, then prints
+    single-use recovery codes once. Refuses when USER already has an active second factor.
+    """
+    examples = """
+    jupyter 2fa enroll
+    jupyter 2fa enroll alice --db-url postgresql+psycopg://hub@db/hub
+    """
+
+    invert = Bool(False, config=True, help="Draw the QR code for a terminal with dark text on a light background.")
+    flags = {**flags, "invert": ({"EnrollApp": {"invert": True}}, "QR code for light terminals.")}
+
+    def run(self) -> None:
+        user = self.username()
+        enrollment = self.enrollment()
+        account = enrollment.store.get(user)
+        if account is not None and account.enrolled:
+            self.fail(
+                f"{user} already has an active second factor. To link a new device, an administrator "
+                f"runs `jupyter 2fa reset {user}` first."
+            )
+        try:
+            enrollment.begin(user, time.time())
+            provisioning = enrollment.reveal(user, time.time())
+        except TwoFactorError as err:
+            self.fail(str(err))
+        settings = enrollment.settings
+        print(f"Linking an authenticator app to {user} ({settings.issuer}).")
+        print("Install Google Authenticator (or any TOTP app), tap Add, then 'Scan a barcode':")
+        print()
+        print(provisioning.terminal(invert=self.invert))
+        print(f"Or type this key by hand (time-based, {settings.totp.digits} digits):")
+        print()
+        print(f"    {provisioning.manual_key}")
+        print()
+        print("This QR code and key are shown only this once.")
+        self._confirm(enrollment, user)
+
+    def _confirm(self, enrollment: Enrollment, user: str) -> None:
+        try:
+            for _ in range(CODE_TRIES):
+                code = _read_code(f"Enter the {enrollment.settings.totp.digits}-digit code from the app: ")
+                if code is None:
+                    break
+                try:
+                    codes = enrollment.confirm(user, code, time.time())
+                except CodeRejected as err:
+                    print(_refusal_message(err) + ".", file=sys.stderr)
+                    if err.verdict.outcome in (Outcome.LOCKED, Outcome.THROTTLED):
+                        break
+                    continue
+                except TwoFactorError as err:
+                    self.fail(str(err))
+                print(f"Done: {user} now needs a code from the app at every login.")
+                _print_recovery_codes(codes)
+                return
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+        enrollment.cancel(user, time.time())
+        self.fail("not linked: no matching code was entered. Nothing changed; run the command again.")
+
+
+class StatusApp(TwoFactorCommand):
+    name = "status"
+    description = "Show whether USER (default: you) has a linked device, recovery codes left, and lock state."
+    examples = "jupyter 2fa status\njupyter 2fa status alice"
+
+    def run(self) -> None:
+        user = self.username()
+        enrollment = self.enrollment()
+        account = enrollment.store.get(user)
+        policy = enrollment.settings.throttle
+        print(f"user:                {user}")
+        if account is None or not account.enrolled:
+            print("second factor:       not linked")
+        else:
+            print(f"second factor:       linked since {_when(account.activated_at)}")
+            print(f"recovery codes left: {account.recovery_codes_left}")
+        pending = account is not None and account.pending_secret is not None
+        if pending:
+            print(f"pending enrollment:  until {_when(account.pending_expires_at)}")
+        failures = account.failures if account else 0
+        print(f"failed attempts:     {failures} of {policy.lockout_threshold}")
+        print(f"locked:              {'yes' if policy.is_locked(failures) else 'no'}")
+
+
+class ListApp(TwoFactorCommand):
+    name = "list"
+    description = "List every account in the store with its 2FA state."
+    max_args = 0
+
+    def run(self) -> None:
+        self.username_check()
+        enrollment = self.enrollment()
+        policy = enrollment.settings.throttle
+        accounts = enrollment.store.all_accounts()
+        if not accounts:
+            print("No accounts in the 2FA store.")
+            return
+        print(f"{'USER':<24} {'LINKED':<7} {'SINCE':<21} {'CODES':>5} {'FAILS':>5} {'LOCKED':<6} PENDING")
+        for a in accounts:
+            print(
+                f"{a.username:<24} {'yes' if a.enrolled else 'no':<7} {_when(a.activated_at):<21} "
+                f"{a.recovery_codes_left:>5} {a.failures:>5} {'yes' if policy.is_locked(a.failures) else 'no':<6} "
+                f"{'yes' if a.pending_secret is not None else 'no'}"
+            )
+
+    def username_check(self) -> None:
+        if self.extra_args:
+            self.fail(f"takes no arguments, got: {' '.join(self.extra_args)}", USAGE_ERROR)
+
+
+class _AdminCommand(TwoFactorCommand):
+    needs_user = True
+    action: Callable[[Enrollment, str, float], bool]
+    done = ""
+    nothing = ""
+
+    def run(self) -> None:
+        user = self.username()
+        enrollment = self.enrollment()
+        if enrollment.store.get(user) is None or not type(self).action(enrollment, user, time.time()):
+            self.fail(self.nothing.format(user=user))
+        print(self.done.format(user=user))
+
+
+class ResetApp(_AdminCommand):
+    name = "reset"
+    description = """Admin: delete USER's second factor and recovery codes, and sign out their sessions,
+    so they can link a new device (for a lost or replaced phone)."""
+    examples = "jupyter 2fa reset alice"
+    action = Enrollment.reset
+    done = "Reset {user}: their device is unlinked; they can now link a new one."
+    nothing = "{user} is not in the 2FA store; nothing to reset"
+
+
+class UnlockApp(_AdminCommand):
+    name = "unlock"
+    description = "Admin: clear USER's failed attempts, lifting a lock or back-off."
+    examples = "jupyter 2fa unlock alice"
+    action = Enrollment.unlock
+    done = "Unlocked {user}."
+    nothing = "{user} is not in the 2FA store; nothing to unlock"
+
+
+class RecoveryCodesApp(TwoFactorCommand):
+    name = "recovery-codes"
+    description = """Replace USER's (default: your) recovery codes with new ones, after a current code from the
+    app (or an unused recovery code). The old codes stop working."""
+    examples = "jupyter 2fa recovery-codes"
+
+    def run(self) -> None:
+        user = self.username()
+        enrollment = self.enrollment()
+        account = enrollment.store.get(user)
+        if account is None or not account.enrolled:
+            self.fail(f"{user} has no linked device; run `jupyter 2fa enroll` first")
+        code = _read_code(f"Enter the current {enrollment.settings.totp.digits}-digit code from your app: ")
+        if code is None:
+            self.fail("no code entered; nothing changed")
+        try:
+            codes = enrollment.regenerate_recovery_codes(user, code, time.time())
+        except CodeRejected as err:
+            self.fail(_refusal_message(err) + "; the old recovery codes still work")
+        _print_recovery_codes(codes)
+
+
+class RotateKeyApp(TwoFactorCommand):
+    name = "rotate-key"
+    description = """Re-encrypt every stored secret under a new key.
+
+    With the key file (the default), a new key is generated, everything is re-encrypted, and the old key is
+    removed from the file. With keys in the environment variable, put the new key first
+    (JUPYTER_2FA_KEYS="new;old"), run this, then drop the old key from the variable.
+    """
+    examples = "jupyter 2fa rotate-key"
+    max_args = 0
+
+    def run(self) -> None:
+        if self.extra_args:
+            self.fail(f"takes no arguments, got: {' '.join(self.extra_args)}", USAGE_ERROR)
+        tf = self.two_factor()
+        enrollment = self.enrollment()
+        store = enrollment.store
+        from_env = Keyring.from_env(tf.keys_env_var)
+        if from_env is not None:
+            rewritten = store.rotate_keys(from_env)
+            print(f"Re-encrypted {rewritten} account(s) under the first key in ${tf.keys_env_var}.")
+            print(f"You may now remove the older keys from ${tf.keys_env_var}.")
+        else:
+            path = Path(tf.key_file)
+            keyring = Keyring([new_key(), *store.keyring.keys], str(path))
+            write_key_file(path, keyring.keys)  # old keys stay readable until every secret is rewritten
+            rewritten = store.rotate_keys(keyring)
+            write_key_file(path, keyring.keys[:1])
+            print(f"Re-encrypted {rewritten} account(s) under a new key in {path}; the old key is gone.")
+        enrollment.verifier.audit(AuditEvent(Action.KEY_ROTATED, getpass.getuser(), "success", "rotated", time.time()))
+
+
+class TwoFactorApp(JupyterApp):
+    name = "jupyter-2fa"
+    version = __version__
+    description = """Two-factor authentication (password + TOTP) for Jupyter.
+
+    Link a device, check status, and (admins) reset or unlock accounts in the 2FA store.
+    """
+    examples = """
+    jupyter 2fa enroll                 # link your phone (shows a QR code once)
+    jupyter 2fa status
+    jupyter 2fa list                   # admin: every account
+    jupyter 2fa reset alice            # admin: lost phone; alice links a new one
+    jupyter 2fa unlock alice
+    jupyter 2fa recovery-codes         # new recovery codes
+    jupyter 2fa rotate-key             # re-encrypt secrets under a new key
+    """
+    subcommands: dict[str, tuple[type[Application], str]] = {
+        app.name: (app, (app.description or "").strip().splitlines()[0])  # type: ignore[misc]
+        for app in (EnrollApp, StatusApp, ListApp, ResetApp, UnlockApp, RecoveryCodesApp, RotateKeyApp)
+    }
+
+    def start(self) -> None:
+        if self.subapp is None and self.extra_args:
+            print(f"Unknown subcommand {self.extra_args[0]!r}.", file=sys.stderr)
+        if self.subapp is None:
+            print("No subcommand given. Subcommands: " + ", ".join(sorted(self.subcommands)), file=sys.stderr)
+            print("Run `jupyter 2fa --help-all` or `jupyter 2fa SUBCOMMAND --help` for help.", file=sys.stderr)
+            self.exit(USAGE_ERROR)
+        self.subapp.start()
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return TwoFactorApp.launch_instance(argv)
+
+
+if __name__ == "__main__":
+    main()

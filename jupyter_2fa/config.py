@@ -1,0 +1,273 @@
+"""Every 2FA setting in one traitlets Configurable, shared by the server gate, the hub authenticator and the CLI.
+
+``c.TwoFactorConfig.x`` configures all of them; a subclass's section (``c.TOTPIdentityProvider.x``,
+``c.TOTPAuthenticator.x``) overrides it for that front-end only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.paths import jupyter_data_dir
+from traitlets import CaselessStrEnum, Float, Int, TraitError, Unicode, default, validate
+from traitlets.config import LoggingConfigurable
+
+from .core import Enrollment, Keyring, Settings, Store, ThrottlePolicy, TOTPParameters, Verifier
+from .core.audit import AuditSink, JsonlAuditLog, fan_out, logging_sink
+from .core.store import default_sqlite_url
+from .core.throttle import MAX_LOCKOUT_THRESHOLD
+
+
+class TwoFactorConfig(LoggingConfigurable):
+    """Settings of the second factor, and the factory of the core objects that enforce them."""
+
+    issuer = Unicode(
+        "Jupyter",
+        config=True,
+        help="""Name shown above the account in the user's authenticator app (the otpauth "issuer").
+
+        Use your site's name (e.g. "Example HPC") so users can tell its codes from others.
+        It must not contain ':', which separates issuer and account in otpauth URIs.
+        Changing it only affects devices linked afterwards.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    digits = Int(
+        6,
+        config=True,
+        help="""Number of digits of a TOTP code: 6, 7 or 8.
+
+        Default 6, the only length Google Authenticator shows. Changing it breaks devices linked
+        before the change, so decide before users enroll.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    period = Int(
+        30,
+        config=True,
+        help="""Seconds for which one TOTP code is valid (the RFC 6238 time step), 10 to 300.
+
+        Default 30, the only period Google Authenticator honours. Like ``digits``, fix it before users enroll.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    algorithm = CaselessStrEnum(
+        ["sha1", "sha256", "sha512"],
+        "sha1",
+        config=True,
+        help="""HMAC hash of the TOTP codes: sha1 (default), sha256 or sha512.
+
+        Google Authenticator ignores anything but sha1 and would show wrong codes, so change this only if
+        every app your users have supports it.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    window = Int(
+        1,
+        config=True,
+        help="""Time steps of clock drift tolerated on either side of now (0 to 10).
+
+        Default 1: the previous, current and next code are accepted (a code is good for about 90 s).
+        Each further step widens what a guesser can hit, so raise it only for devices with bad clocks.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    lockout_threshold = Int(
+        10,
+        config=True,
+        help=f"""Consecutive failed attempts after which an account is locked until an admin unlocks it.
+
+        Default 10, at most {MAX_LOCKOUT_THRESHOLD}. Wrong passwords, wrong codes, replayed codes and wrong
+        recovery codes all count; a success resets the count. Unlock with ``jupyter 2fa unlock USER``.
+
+        .. warning:: Raising it gives a guesser more tries; with a window of 1, each try has about a
+           3 in a million chance.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    backoff_free_attempts = Int(
+        3,
+        config=True,
+        help="""Consecutive failures allowed without waiting; after that each attempt waits
+        ``backoff_base_seconds * 2**k`` seconds (k = failures beyond this number), capped at
+        ``backoff_max_seconds``. Default 3, for users who mistype.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    backoff_base_seconds = Float(
+        1.0,
+        config=True,
+        help="""First back-off delay in seconds once ``backoff_free_attempts`` are used up; it doubles with
+        every further failure. Default 1. Set 0 to rely on the hard lock alone.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    backoff_max_seconds = Float(
+        300.0,
+        config=True,
+        help="""Longest back-off delay in seconds between two attempts. Default 300 (5 minutes).
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    recovery_code_count = Int(
+        10,
+        config=True,
+        help="""How many single-use recovery codes a user receives when linking a device or regenerating
+        codes (0 to 100). Default 10. Each carries 50 random bits and is stored only as an Argon2 hash.
+        0 disables recovery codes: a lost phone then always needs an admin reset.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    enrollment_lifetime = Float(
+        600.0,
+        config=True,
+        help="""Seconds a pending enrollment stays confirmable after it starts (30 to 86400). Default 600.
+
+        The QR code is shown once; if the user does not confirm a code from it in time, they start over.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    db_url = Unicode(
+        config=True,
+        help="""SQLAlchemy URL of the 2FA store.
+
+        Default: an SQLite file ``jupyter_2fa/store.sqlite`` in the Jupyter data directory (so
+        ``JUPYTER_DATA_DIR`` moves it), created 0600 in a 0700 folder. Use PostgreSQL
+        (``postgresql+psycopg://user:password@host/db``, extra ``jupyter-2fa[postgres]``) when several
+        processes or hosts share the store, e.g. a JupyterHub with several replicas on Kubernetes.
+
+        .. warning:: Whoever can write this database can reset anyone's second factor. Keep it private.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @default("db_url")
+    def _db_url_default(self) -> str:
+        return default_sqlite_url(Path(jupyter_data_dir()))
+
+    keys_env_var = Unicode(
+        "JUPYTER_2FA_KEYS",
+        config=True,
+        help="""Environment variable that may hold the Fernet keys encrypting TOTP secrets at rest.
+
+        Several keys are separated by ';' (newest first: it encrypts; all decrypt). When the variable is unset
+        or empty, keys come from ``key_file``. Use the variable where the store is shared (a Kubernetes
+        secret for a hub); create a key with
+        ``python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'``.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    key_file = Unicode(
+        config=True,
+        help="""File holding the Fernet keys (one per line, newest first), used when ``keys_env_var`` is unset.
+
+        Default ``jupyter_2fa/secret.key`` in the Jupyter data directory, created 0600 with a new key on
+        first use. A wrong or replaced key makes every login fail with a clear error, never a bypass.
+        Re-encrypt with a new key with ``jupyter 2fa rotate-key``.
+
+        .. warning:: Losing the key file makes every linked device unusable (admins then reset users).
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @default("key_file")
+    def _key_file_default(self) -> str:
+        return str(Path(jupyter_data_dir()) / "jupyter_2fa" / "secret.key")
+
+    audit_log_file = Unicode(
+        "",
+        config=True,
+        help="""Optional JSON-lines file receiving one record per 2FA decision (user, remote address, action,
+        outcome, reason), e.g. for fail2ban. Empty (default): decisions go to the application log only.
+        Records never contain secrets, codes or passwords. Created 0600.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @validate("issuer")
+    def _validate_issuer(self, proposal: dict[str, Any]) -> str:
+        issuer = str(proposal["value"]).strip()
+        if ":" in issuer or not issuer:
+            raise TraitError("TwoFactorConfig.issuer must be non-empty and must not contain ':'")
+        return issuer
+
+    @validate("digits", "period", "window", "lockout_threshold", "recovery_code_count")
+    def _validate_ranges(self, proposal: dict[str, Any]) -> int:
+        limits = {
+            "digits": (6, 8),
+            "period": (10, 300),
+            "window": (0, 10),
+            "lockout_threshold": (1, MAX_LOCKOUT_THRESHOLD),
+            "recovery_code_count": (0, 100),
+        }
+        name = proposal["trait"].name
+        low, high = limits[name]
+        value = int(proposal["value"])
+        if not low <= value <= high:
+            raise TraitError(f"TwoFactorConfig.{name} must be between {low} and {high}, not {value}")
+        return value
+
+    @validate("enrollment_lifetime")
+    def _validate_enrollment_lifetime(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not 30 <= value <= 86400:
+            raise TraitError("TwoFactorConfig.enrollment_lifetime must be between 30 and 86400 seconds")
+        return value
+
+    def core_settings(self) -> Settings:
+        return Settings(
+            issuer=self.issuer,
+            totp=TOTPParameters(digits=self.digits, period=self.period, algorithm=self.algorithm),
+            window=self.window,
+            throttle=ThrottlePolicy(
+                lockout_threshold=self.lockout_threshold,
+                free_attempts=self.backoff_free_attempts,
+                base_delay=self.backoff_base_seconds,
+                max_delay=self.backoff_max_seconds,
+            ),
+            recovery_code_count=self.recovery_code_count,
+            enrollment_lifetime=self.enrollment_lifetime,
+        )
+
+    def keyring(self) -> Keyring:
+        return Keyring.from_env(self.keys_env_var) or Keyring.from_file(Path(self.key_file))
+
+    def audit_sink(self) -> AuditSink:
+        sinks: list[AuditSink] = [logging_sink(self.log)]
+        if self.audit_log_file:
+            sinks.append(JsonlAuditLog(Path(self.audit_log_file)))
+        return fan_out(*sinks)
+
+    def open_enrollment(self, audit: AuditSink | None = None) -> Enrollment:
+        """Open the store and return the enrollment machine (``.verifier``, ``.store`` hang off it)."""
+        store = Store(self.db_url, self.keyring())
+        verifier = Verifier(store, self.core_settings(), audit or self.audit_sink())
+        return Enrollment(verifier)
