@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from jupyter_core.application import JupyterApp, base_aliases, base_flags
-from traitlets import Bool, default
+from traitlets import Bool, TraitError, default
 from traitlets.config import Application
 
 from ._version import __version__
@@ -63,7 +63,16 @@ class TwoFactorCommand(JupyterApp):
         return getpass.getuser()
 
     def two_factor(self) -> TwoFactorConfig:
-        return TwoFactorConfig(parent=self)
+        try:
+            return TwoFactorConfig(parent=self)
+        except TraitError as err:
+            self.fail(str(err), USAGE_ERROR)
+
+    def load_config_file(self, suppress_errors: bool = True) -> None:  # type: ignore[override]
+        # jupyter_core silently ignores a missing --config file; here that would mean the wrong store.
+        if self.config_file and not Path(self.config_file).is_file():
+            self.fail(f"config file {self.config_file} not found", USAGE_ERROR)
+        super().load_config_file(suppress_errors)
 
     def enrollment(self) -> Enrollment:
         try:
@@ -330,12 +339,18 @@ class TwoFactorApp(JupyterApp):
     jupyter 2fa recovery-codes         # new recovery codes
     jupyter 2fa rotate-key             # re-encrypt secrets under a new key
     """
+    classes = [TwoFactorConfig]
+    aliases = aliases
+    flags = flags
     subcommands: dict[str, tuple[type[Application], str]] = {
         app.name: (app, (app.description or "").strip().splitlines()[0])  # type: ignore[misc]
         for app in (EnrollApp, StatusApp, ListApp, ResetApp, UnlockApp, RecoveryCodesApp, RotateKeyApp)
     }
 
     def start(self) -> None:
+        # traitlets dispatches only when the subcommand comes first; `jupyter 2fa --db-url URL status` too.
+        if self.subapp is None and self.extra_args and self.extra_args[0] in self.subcommands:
+            self.initialize_subcommand(self.extra_args[0], self.extra_args[1:])
         if self.subapp is None and self.extra_args:
             print(f"Unknown subcommand {self.extra_args[0]!r}.", file=sys.stderr)
         if self.subapp is None:

@@ -18,6 +18,7 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -25,9 +26,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
 POSTGRES_URL_VARIABLE = "JUPYTER_2FA_TEST_POSTGRES_URL"
@@ -35,13 +38,15 @@ POSTGRES_OS_USER = "postgres"  # PostgreSQL refuses to run as root; this is who 
 POSTGRES_SUPERUSER = "postgres"
 START_TIMEOUT_SECONDS = 60
 
+_STARTUP_NOTE = pytest.StashKey[str]()
+
 
 def in_ci() -> bool:
     """True under CI (CI=true, as GitHub Actions, GitLab and .ci/run set it): skipping is then a failure."""
     return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 
 
-def skip_or_fail(reason: str) -> None:
+def skip_or_fail(reason: str) -> NoReturn:
     """Skip locally, where PostgreSQL may just not be installed; fail in CI, where it must be."""
     if in_ci():
         pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run, not skip)", pytrace=False)
@@ -53,6 +58,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if {"postgres_server", "postgres_url"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Say which PostgreSQL the run used and how long it took to start: its main fixed cost."""
+    note = config.stash.get(_STARTUP_NOTE, None)
+    if note:
+        terminalreporter.write_line(note)
 
 
 # -- isolation ------------------------------------------------------------------------------------------
@@ -103,10 +115,8 @@ class PostgresServer:
         ).render_as_string(hide_password=False)
 
     @contextlib.contextmanager
-    def admin(self) -> Iterator[Any]:
+    def admin(self) -> Iterator[psycopg.Connection[Any]]:
         """An autocommit psycopg connection to the admin database (CREATE/DROP DATABASE need autocommit)."""
-        import psycopg
-
         with psycopg.connect(
             host=self.host,
             port=self.port,
@@ -120,23 +130,16 @@ class PostgresServer:
 
     def create_database(self, prefix: str = "jupyter_2fa_test") -> str:
         """Create an empty database with a unique name and return its SQLAlchemy URL."""
-        from psycopg import sql
-
         name = f"{prefix}_{secrets.token_hex(6)}"
         with self.admin() as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
 
-    def drop_database(self, url_or_name: str) -> None:
+    def drop_database(self, name: str) -> None:
         """Drop a database, disconnecting whoever still uses it (a leaked engine must not block cleanup)."""
-        from psycopg import sql
-
-        name = make_url(url_or_name).database if "://" in url_or_name else url_or_name
         with self.admin() as conn:
             if conn.info.server_version >= 130000:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             else:
                 conn.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -180,6 +183,7 @@ class _LocalCluster:
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
         self.as_root = os.geteuid() == 0
+        self.owner: pwd.struct_passwd | None = None
         if self.as_root:
             try:
                 self.owner = pwd.getpwnam(POSTGRES_OS_USER)
@@ -223,7 +227,7 @@ class _LocalCluster:
             )
 
     def _chown(self, *paths: Path) -> None:
-        if self.as_root:
+        if self.owner is not None:
             for path in paths:
                 os.chown(path, self.owner.pw_uid, self.owner.pw_gid)
 
@@ -284,9 +288,15 @@ class _LocalCluster:
 
     def stop(self) -> None:
         """Stop the server immediately (no checkpoint: the data is about to be deleted)."""
-        if (self.data / "postmaster.pid").exists():
-            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
-                self._run("pg_ctl", "stop", "--wait", "--mode=immediate", "--pgdata", str(self.data))
+        pidfile = self.data / "postmaster.pid"
+        if not pidfile.exists():
+            return
+        try:
+            self._run("pg_ctl", "stop", "--wait", "--mode=immediate", "--pgdata", str(self.data))
+        except (RuntimeError, subprocess.TimeoutExpired):
+            # Never leave a postmaster running on a deleted directory: kill it by its pid file.
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -300,13 +310,13 @@ def _server_from_url(url_text: str) -> PostgresServer:
         host=url.host or "127.0.0.1",
         port=url.port or 5432,
         user=url.username or POSTGRES_SUPERUSER,
-        password=url.password if isinstance(url.password, str) else "",
+        password=url.password or "",
         admin_database=url.database or "postgres",
     )
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server(pytestconfig: pytest.Config) -> Iterator[PostgresServer]:
     """A PostgreSQL server for the whole session: ours on 127.0.0.1, or the one in the URL variable.
 
     Starting a cluster takes about a second, so it is shared; tests get isolation from ``postgres_url``,
@@ -314,7 +324,11 @@ def postgres_server() -> Iterator[PostgresServer]:
     """
     existing = os.environ.get(POSTGRES_URL_VARIABLE, "").strip()
     if existing:
-        yield _server_from_url(existing)
+        server = _server_from_url(existing)
+        pytestconfig.stash[_STARTUP_NOTE] = (
+            f"PostgreSQL tests used {POSTGRES_URL_VARIABLE} ({server.host}:{server.port})"
+        )
+        yield server
         return
 
     bindir = find_postgres_bindir()
@@ -323,21 +337,18 @@ def postgres_server() -> Iterator[PostgresServer]:
             "PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin or "
             f"on PATH; install the Debian package 'postgresql' or set {POSTGRES_URL_VARIABLE}"
         )
-        raise AssertionError("unreachable")  # skip_or_fail raises; this line keeps type checkers honest
 
     cluster = _LocalCluster(bindir)
     try:
         started = time.monotonic()
         cluster.init()
         cluster.start()
-        server = PostgresServer(
-            host="127.0.0.1", port=cluster.port, user=POSTGRES_SUPERUSER, password=cluster.password
-        )
+        server = PostgresServer(host="127.0.0.1", port=cluster.port, user=POSTGRES_SUPERUSER, password=cluster.password)
         with server.admin() as conn:
-            conn.execute("SELECT 1")
-        print(  # shown with -s: start-up time is the main cost of the PostgreSQL tests
-            f"\nPostgreSQL from {bindir} on 127.0.0.1:{cluster.port} "
-            f"ready in {time.monotonic() - started:.2f}s"
+            version = conn.info.server_version
+        pytestconfig.stash[_STARTUP_NOTE] = (
+            f"PostgreSQL {version // 10000}.{version % 10000} ({bindir}) on 127.0.0.1:{cluster.port}, "
+            f"started in {time.monotonic() - started:.2f}s"
         )
         yield server
     finally:
@@ -352,7 +363,7 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     try:
         yield url
     finally:
-        postgres_server.drop_database(url)
+        postgres_server.drop_database(str(make_url(url).database))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -18,14 +18,20 @@ def ensure_private_dir(path: Path) -> None:
     if path.is_symlink():
         raise UnsafeFile(f"{path} is a symbolic link; refusing to keep 2FA data behind it")
     if not path.exists():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.chmod(0o700)  # mkdir's mode is filtered by the umask
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.chmod(0o700)  # mkdir's mode is filtered by the umask
+        except OSError as err:
+            raise StoreError(f"cannot create the 2FA folder {path}: {err.strerror or err}") from err
 
 
 def create_private_file(path: Path, content: bytes = b"") -> None:
     """Create ``path`` exclusively with mode 0600 (O_EXCL | O_NOFOLLOW: no race, no symlink)."""
     ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as err:
+        raise StoreError(f"cannot create the 2FA file {path}: {err.strerror or err}") from err
     try:
         os.fchmod(fd, 0o600)
         os.write(fd, content)

@@ -70,7 +70,13 @@ class Keyring:
         if not path.exists() and not path.is_symlink() and create:
             create_private_file(path, Fernet.generate_key() + b"\n")
         check_private_file(path, what="key file")
-        return cls(parse_keys(path.read_text(), str(path)), str(path))
+        try:
+            text = path.read_bytes().decode("ascii")
+        except UnicodeDecodeError:
+            raise BadKeyMaterial(f"the key file {path} is not text; it must hold Fernet keys") from None
+        except OSError as err:
+            raise KeyProblem(f"cannot read the key file {path}: {err.strerror or err}") from err
+        return cls(parse_keys(text, str(path)), str(path))
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode("ascii")
