@@ -22,9 +22,7 @@ PROMPT = "-digit code from the app: "
 def enroll() -> str:
     """Run `jupyter 2fa enroll demo`, echo what a user sees, answer with the code a phone would show."""
     print(f"$ jupyter 2fa enroll {USER}")
-    proc = subprocess.Popen(
-        [*JUPYTER_2FA, "enroll", USER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([*JUPYTER_2FA, "enroll", USER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdin and proc.stdout
     seen = ""
     while not seen.endswith(PROMPT):

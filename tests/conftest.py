@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import sys
 import pwd
 import re
 import secrets
@@ -65,6 +66,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     note = config.stash.get(_STARTUP_NOTE, None)
     if note:
         terminalreporter.write_line(note)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a missing part, so the run fails, whatever skipped it."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if in_ci() and skipped and exitstatus == pytest.ExitCode.OK:
+        print(f"\nCI=true: {len(skipped)} test(s) skipped; every test must run in CI.", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 # -- isolation ------------------------------------------------------------------------------------------
