@@ -74,8 +74,8 @@ class JsonlAuditLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        if not path.exists():
-            create_private_file(path)
+        if not path.exists() and not path.is_symlink():
+            create_private_file(path, exist_ok=True)
         check_private_file(path, what="audit log")
         self._lock = threading.Lock()
 

@@ -110,24 +110,33 @@ class Enrollment:
         secret = self.store.reveal_pending(username, now)
         if secret is None:
             account = self.store.get(username)
+            error: EnrollmentError
             if account is None or account.pending_secret is None:
-                raise NoPendingEnrollment("there is no pending enrollment; start one")
-            if account.pending_expires_at is not None and account.pending_expires_at <= now:
-                raise NoPendingEnrollment("the pending enrollment has expired; start a new one")
-            raise AlreadyShown(
-                "the QR code of this enrollment was already shown and cannot be shown again; "
-                "cancel it and start a new one if you did not scan it"
-            )
+                error = NoPendingEnrollment("there is no pending enrollment; start one")
+            elif account.pending_expires_at is not None and account.pending_expires_at <= now:
+                error = NoPendingEnrollment("the pending enrollment has expired; start a new one")
+            else:
+                error = AlreadyShown(
+                    "the QR code of this enrollment was already shown and cannot be shown again; "
+                    "cancel it and start a new one if you did not scan it"
+                )
+            self._audit(Action.ENROLLMENT_SHOWN, username, "failure", error.reason, now, remote_addr)
+            raise error
         uri = provisioning_uri(secret, username, self.settings.issuer, self.settings.totp)
         self._audit(Action.ENROLLMENT_SHOWN, username, "success", "shown", now, remote_addr)
         return Provisioning(secret=secret, uri=uri)
 
     def confirm(self, username: str, code: object, now: float, remote_addr: str | None = None) -> list[str]:
         """Activate the pending secret if ``code`` comes from it; returns the new recovery codes (show once)."""
+        # Nothing pending (a double-submitted form, say) is no guess at a code: it is not counted.
+        before = self.store.get(username)
+        if before is None or before.pending_secret is None:
+            self._audit(Action.ENROLLMENT_CONFIRMED, username, "failure", NoPendingEnrollment.reason, now, remote_addr)
+            raise NoPendingEnrollment("there is no pending enrollment to confirm; start one")
         attempt = self.verifier.admit(username, now)
         account = attempt.account
         if account is None or account.pending_secret is None:
-            raise NoPendingEnrollment("there is no pending enrollment to confirm; start one")
+            raise NoPendingEnrollment("the pending enrollment changed meanwhile; start a new one")
         if attempt.refusal is not None:
             self._audit(Action.ENROLLMENT_CONFIRMED, username, "failure", attempt.refusal.reason, now, remote_addr)
             raise CodeRejected("too many failed attempts", attempt.refusal)

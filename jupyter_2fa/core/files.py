@@ -25,11 +25,18 @@ def ensure_private_dir(path: Path) -> None:
             raise StoreError(f"cannot create the 2FA folder {path}: {err.strerror or err}") from err
 
 
-def create_private_file(path: Path, content: bytes = b"") -> None:
-    """Create ``path`` exclusively with mode 0600 (O_EXCL | O_NOFOLLOW: no race, no symlink)."""
+def create_private_file(path: Path, content: bytes = b"", exist_ok: bool = False) -> None:
+    """Create ``path`` exclusively with mode 0600 (O_EXCL | O_NOFOLLOW: no race, no symlink).
+
+    With ``exist_ok``, a file that another process created first is left alone (callers check it next).
+    """
     ensure_private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        if exist_ok and not path.is_symlink():
+            return
+        raise StoreError(f"cannot create the 2FA file {path}: it already exists") from None
     except OSError as err:
         raise StoreError(f"cannot create the 2FA file {path}: {err.strerror or err}") from err
     try:

@@ -7,13 +7,14 @@ created 0600 on first use. The first key encrypts; every key decrypts, which is 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from .errors import StoreError
-from .files import check_private_file, create_private_file
+from .files import check_private_file, create_private_file, ensure_private_dir
 
 
 class KeyProblem(StoreError):
@@ -68,7 +69,7 @@ class Keyring:
     def from_file(cls, path: Path, create: bool = True) -> Keyring:
         """The keys in ``path`` (one per line, newest first), creating it 0600 with a new key if missing."""
         if not path.exists() and not path.is_symlink() and create:
-            create_private_file(path, Fernet.generate_key() + b"\n")
+            _create_key_file(path)
         check_private_file(path, what="key file")
         try:
             text = path.read_bytes().decode("ascii")
@@ -97,6 +98,25 @@ class Keyring:
             return self._fernet.rotate(token.encode("ascii")).decode("ascii")
         except InvalidToken as err:
             raise WrongKey(f"a stored secret cannot be decrypted with the keys from {self.source}") from err
+
+
+def _create_key_file(path: Path) -> None:
+    """Create the key file with a new key, complete or not at all: two processes starting together agree."""
+    ensure_private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        create_private_file(tmp, new_key() + b"\n")
+    except StoreError as err:  # name the key file, not the temporary one
+        reason = getattr(err.__cause__, "strerror", None) or err
+        raise KeyProblem(f"cannot create the 2FA file {path}: {reason}") from err
+    try:
+        os.link(tmp, path)  # atomic, and refuses to replace a key file another process just made
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise KeyProblem(f"cannot create the key file {path}: {err.strerror or err}") from err
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_key_file(path: Path, keys: Sequence[bytes]) -> None:

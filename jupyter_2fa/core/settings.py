@@ -18,6 +18,8 @@ class Settings:
     enrollment_lifetime: float = 600.0
 
     def __post_init__(self) -> None:
+        if ":" in self.issuer or not self.issuer.strip():
+            raise ValueError("issuer must be non-empty and must not contain ':'")
         if not 0 <= self.window <= 10:
             raise ValueError(f"window must be between 0 and 10 steps, not {self.window!r}")
         if not 0 <= self.recovery_code_count <= 100:

@@ -16,6 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from .errors import StoreError
@@ -108,7 +110,7 @@ def _prepare_sqlite_file(database: str) -> None:
     """Create the SQLite file 0600 in a 0700 folder before SQLAlchemy opens it, or refuse an unsafe one."""
     path = Path(database).expanduser()
     if not path.exists() and not path.is_symlink():
-        create_private_file(path)
+        create_private_file(path, exist_ok=True)  # two servers may start at once
     check_private_file(path, what="store")
 
 
@@ -145,9 +147,13 @@ class Store:
             raise StoreUnavailable(f"cannot use 2FA store URL {self.url!r}: {err}") from err
         if self.url.get_backend_name() == "sqlite":
             _sqlite_begin_immediate(self.engine)
-        with self._transaction() as conn:
-            self._migrate(conn)
-            self._check_key(conn)
+        try:
+            with self._transaction() as conn:
+                self._migrate(conn)
+                self._check_key(conn)
+        except BaseException:
+            self.engine.dispose()  # the caller gets no Store to close
+            raise
 
     # -- plumbing -----------------------------------------------------------------------------------------
 
@@ -195,6 +201,16 @@ class Store:
         with self._transaction() as conn:
             value = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar_one()
         return int(value)
+
+    def _ensure_row(self, conn: Connection, username: str) -> None:
+        """INSERT the account's row unless it exists; concurrent callers for a new user both succeed."""
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            conn.execute(postgresql_insert(accounts).values(username=username).on_conflict_do_nothing())
+        elif dialect == "sqlite":
+            conn.execute(sqlite_insert(accounts).values(username=username).on_conflict_do_nothing())
+        elif conn.execute(sa.select(accounts.c.username).where(accounts.c.username == username)).first() is None:
+            conn.execute(accounts.insert().values(username=username))
 
     def _update(self, conn: Connection, username: str, *conditions: Any, **values: Any) -> bool:
         """UPDATE the account row if ``conditions`` hold; True when this caller changed it."""
@@ -248,7 +264,12 @@ class Store:
         nobody gets a free burst while the first guesses are being checked. A success then clears the count.
         """
         delays = policy.delay_table()
-        next_delay: Any = sa.case(delays, value=accounts.c.failures, else_=0.0) if delays else sa.literal(0.0)
+        # NULL (not "now") when no delay is due, so a second server's slightly slower clock is not throttled.
+        next_attempt_at: Any = (
+            sa.case({failures: now + delay for failures, delay in delays.items()}, value=accounts.c.failures)
+            if delays
+            else None
+        )
         with self._transaction() as conn:
             reserved = self._update(
                 conn,
@@ -256,7 +277,7 @@ class Store:
                 accounts.c.failures < policy.lockout_threshold,
                 sa.or_(accounts.c.next_attempt_at.is_(None), accounts.c.next_attempt_at <= now),
                 failures=accounts.c.failures + 1,
-                next_attempt_at=now + next_delay,
+                next_attempt_at=next_attempt_at,
             )
             if not reserved:
                 return None
@@ -310,9 +331,7 @@ class Store:
         token = self.keyring.encrypt(secret)
         values = dict(pending_secret=token, pending_expires_at=expires_at, pending_shown=False, pending_relink=relink)
         with self._transaction() as conn:
-            if conn.execute(sa.select(accounts.c.username).where(accounts.c.username == username)).first() is None:
-                conn.execute(accounts.insert().values(username=username, **values))
-                return True
+            self._ensure_row(conn, username)
             active = accounts.c.secret.is_not(None) if relink else accounts.c.secret.is_(None)
             return self._update(conn, username, active, **values)
 
