@@ -93,12 +93,7 @@ class Enrollment:
     def begin_relink(self, username: str, code: object, now: float, remote_addr: str | None = None) -> float:
         """Start replacing an active factor; needs the current code or a recovery code (and the password,
         which the caller checked). The old factor keeps working until the new one is confirmed."""
-        verdict = self.verifier.verify(username, code, now, remote_addr=remote_addr)
-        if verdict.outcome is Outcome.NOT_ENROLLED:
-            raise NotEnrolled(f"{username} has no active second factor to replace")
-        if not verdict.ok:
-            self._audit(Action.RELINK, username, "failure", verdict.reason, now, remote_addr)
-            raise CodeRejected("the current code was not accepted", verdict)
+        self._prove_factor(Action.RELINK, username, code, now, remote_addr)
         expires_at = now + self.settings.enrollment_lifetime
         if not self.store.set_pending(username, new_secret(), expires_at, relink=True):
             raise NotEnrolled(f"{username} has no active second factor to replace")
@@ -165,12 +160,7 @@ class Enrollment:
         self, username: str, code: object, now: float, remote_addr: str | None = None
     ) -> list[str]:
         """Replace every recovery code after a current TOTP code (or a recovery code) was accepted."""
-        verdict = self.verifier.verify(username, code, now, remote_addr=remote_addr)
-        if verdict.outcome is Outcome.NOT_ENROLLED:
-            raise NotEnrolled(f"{username} has no active second factor")
-        if not verdict.ok:
-            self._audit(Action.RECOVERY_CODES_REGENERATED, username, "failure", verdict.reason, now, remote_addr)
-            raise CodeRejected("the code was not accepted", verdict)
+        self._prove_factor(Action.RECOVERY_CODES_REGENERATED, username, code, now, remote_addr)
         codes = recovery.new_codes(self.settings.recovery_code_count)
         self.store.replace_recovery_codes(username, [recovery.hash_code(c) for c in codes])
         self._audit(Action.RECOVERY_CODES_REGENERATED, username, "success", "regenerated", now, remote_addr)
@@ -188,6 +178,15 @@ class Enrollment:
         if done:
             self._audit(Action.UNLOCK, username, "success", "admin", now, None)
         return done
+
+    def _prove_factor(self, action: Action, username: str, code: object, now: float, remote_addr: str | None) -> None:
+        """Require a current code or a recovery code before ``action``; raise (and audit) otherwise."""
+        verdict = self.verifier.verify(username, code, now, remote_addr=remote_addr)
+        if verdict.outcome is Outcome.NOT_ENROLLED:
+            raise NotEnrolled(f"{username} has no active second factor")
+        if not verdict.ok:
+            self._audit(action, username, "failure", verdict.reason, now, remote_addr)
+            raise CodeRejected("the current code was not accepted", verdict)
 
     def _check_pending(
         self, pending_token: str, expires_at: float | None, code: object, now: float

@@ -75,6 +75,11 @@ recovery_codes = sa.Table(
 )
 
 
+_NO_PENDING: dict[str, Any] = dict(
+    pending_secret=None, pending_expires_at=None, pending_shown=False, pending_relink=False
+)
+
+
 class StoreUnavailable(StoreError):
     """The database cannot be reached or used; every login must fail closed."""
 
@@ -367,10 +372,7 @@ class Store:
                 failures=0,
                 next_attempt_at=None,
                 epoch=sa.case((accounts.c.pending_relink.is_(True), accounts.c.epoch + 1), else_=accounts.c.epoch),
-                pending_secret=None,
-                pending_expires_at=None,
-                pending_shown=False,
-                pending_relink=False,
+                **_NO_PENDING,
             )
             if won:
                 self._replace_recovery_codes(conn, username, hashes)
@@ -382,10 +384,7 @@ class Store:
                 conn,
                 username,
                 accounts.c.pending_secret.is_not(None),
-                pending_secret=None,
-                pending_expires_at=None,
-                pending_shown=False,
-                pending_relink=False,
+                **_NO_PENDING,
             )
 
     def reset(self, username: str) -> bool:
@@ -402,10 +401,7 @@ class Store:
                 failures=0,
                 next_attempt_at=None,
                 epoch=accounts.c.epoch + 1,
-                pending_secret=None,
-                pending_expires_at=None,
-                pending_shown=False,
-                pending_relink=False,
+                **_NO_PENDING,
             )
 
     def bump_epoch(self, username: str) -> bool:
