@@ -18,7 +18,7 @@ from traitlets.config import Application
 from ._version import __version__
 from .config import TwoFactorConfig
 from .core import CodeRejected, Enrollment, Keyring, Outcome, StoreError, TwoFactorError
-from .core.audit import Action, AuditEvent
+from .core.audit import Action
 from .core.keys import new_key, write_key_file
 
 USAGE_ERROR = 2  # like argparse: the command line itself was wrong
@@ -320,7 +320,7 @@ class RotateKeyApp(TwoFactorCommand):
             rewritten = store.rotate_keys(keyring)
             write_key_file(path, keyring.keys[:1])
             print(f"Re-encrypted {rewritten} account(s) under a new key in {path}; the old key is gone.")
-        enrollment.verifier.audit(AuditEvent(Action.KEY_ROTATED, getpass.getuser(), "success", "rotated", time.time()))
+        enrollment.verifier.record(Action.KEY_ROTATED, getpass.getuser(), "success", "rotated")
 
 
 class TwoFactorApp(JupyterApp):

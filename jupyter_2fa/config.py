@@ -6,17 +6,27 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import CaselessStrEnum, Float, Int, TraitError, Unicode, default, validate
+from traitlets import CaselessStrEnum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from .core import Enrollment, Keyring, Settings, Store, ThrottlePolicy, TOTPParameters, Verifier
 from .core.audit import AuditSink, JsonlAuditLog, fan_out, logging_sink
+from .core.network import parse_networks
 from .core.store import default_sqlite_url
 from .core.throttle import MAX_LOCKOUT_THRESHOLD
+
+
+def parse_deadline(text: str) -> float:
+    """An ISO 8601 date or date-time as Unix time; naive values are UTC."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 class TwoFactorConfig(LoggingConfigurable):
@@ -211,6 +221,102 @@ class TwoFactorConfig(LoggingConfigurable):
         .. versionadded:: 0.1
         """,
     )
+
+    enrollment_policy = CaselessStrEnum(
+        ["required", "optional", "cli-only"],
+        "required",
+        config=True,
+        help="""What users without a linked device may do.
+
+        - ``required`` (default): they can only link a device (enrollment page, after their password);
+          nothing else opens until a code from it is confirmed.
+        - ``optional``: the password alone still logs them in, with a reminder to link a device, until
+          ``optional_until`` (if set); after that date ``required`` applies. For rolling 2FA out gradually.
+        - ``cli-only``: devices are linked only with ``jupyter 2fa enroll`` in a terminal (e.g. by an admin,
+          or over SSH, which has its own second factor); the web pages refuse to enroll.
+
+        .. warning:: ``optional`` lets a password alone in; use it only for a rollout period.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    optional_until = Unicode(
+        "",
+        config=True,
+        help="""Deadline of the ``optional`` enrollment policy, as an ISO 8601 date or date and time
+        (``2027-03-01`` or ``2027-03-01T09:00:00+13:00``; a date without a time zone means UTC).
+        Before it, users without a device log in with their password alone and see a reminder with the
+        deadline; from it on they must link a device. Empty (default): no deadline.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    trusted_networks = List(
+        Unicode(),
+        config=True,
+        help="""Client networks (CIDR, e.g. ``["10.0.0.0/8", "2001:db8::/32"]``) whose logins need only the
+        password, like a site's own network or VPN counting as the second factor. Default: none.
+        Sessions made this way stay valid only for requests from these networks.
+
+        The client address is the connection's peer, or, for connections from ``trusted_proxies``, the
+        right-most address in ``X-Forwarded-For`` that is not a trusted proxy.
+
+        .. warning:: Every host in these networks skips the second factor. Keep them narrow.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    trusted_proxies = List(
+        Unicode(),
+        config=True,
+        help="""Addresses (CIDR) of reverse proxies whose ``X-Forwarded-For`` / ``X-Real-Ip`` headers are
+        believed when deciding whether a client is in ``trusted_networks`` and when auditing its address.
+        Default: none, so forwarding headers are ignored and the connection's peer is the client.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    help_text = Unicode(
+        "Contact your administrator, telling them your username, to have your account unlocked "
+        "or your authenticator device reset.",
+        config=True,
+        help="""What to tell users who are locked out or have lost their device: who to contact and what
+        to include (like a site's "contact us with your username, project code and project owner").
+        Shown on the login page and in API errors for locked accounts. Plain text.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @validate("trusted_networks", "trusted_proxies")
+    def _validate_networks(self, proposal: dict[str, Any]) -> list[str]:
+        try:
+            parse_networks(proposal["value"])
+        except ValueError as err:
+            raise TraitError(f"TwoFactorConfig.{proposal['trait'].name}: {err}") from None
+        return list(proposal["value"])
+
+    @validate("optional_until")
+    def _validate_optional_until(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"]).strip()
+        if value:
+            try:
+                parse_deadline(value)
+            except ValueError:
+                raise TraitError(
+                    f"TwoFactorConfig.optional_until must be an ISO 8601 date or date and time, not {value!r}"
+                ) from None
+        return value
+
+    def password_alone_allowed(self, now: float) -> bool:
+        """Whether the ``optional`` policy currently lets a user without a device in with the password."""
+        if self.enrollment_policy != "optional":
+            return False
+        return not self.optional_until or now < parse_deadline(self.optional_until)
 
     @validate("issuer")
     def _validate_issuer(self, proposal: dict[str, Any]) -> str:

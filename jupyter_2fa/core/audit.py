@@ -16,6 +16,8 @@ from .files import check_private_file, create_private_file
 
 class Action(str, Enum):
     LOGIN = "login"
+    PASSWORD_CHECK = "password-check"  # noqa: S105 (an event name: the password alone, before enrollment)
+    LOGOUT = "logout"
     ENROLLMENT_STARTED = "enrollment-started"
     ENROLLMENT_SHOWN = "enrollment-shown"
     ENROLLMENT_CONFIRMED = "enrollment-confirmed"

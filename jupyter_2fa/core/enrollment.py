@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import recovery
-from .audit import Action, AuditEvent
+from .audit import Action
 from .errors import TwoFactorError
 from .qr import qr_svg, qr_terminal
 from .totp import InvalidCode, matching_step, new_secret, normalize_code, provisioning_uri
@@ -90,10 +90,18 @@ class Enrollment:
         self._audit(Action.ENROLLMENT_STARTED, username, "success", "started", now, remote_addr)
         return expires_at
 
-    def begin_relink(self, username: str, code: object, now: float, remote_addr: str | None = None) -> float:
+    def begin_relink(
+        self,
+        username: str,
+        code: object,
+        now: float,
+        remote_addr: str | None = None,
+        *,
+        first_factor_ok: bool = True,
+    ) -> float:
         """Start replacing an active factor; needs the current code or a recovery code (and the password,
         which the caller checked). The old factor keeps working until the new one is confirmed."""
-        self._prove_factor(Action.RELINK, username, code, now, remote_addr)
+        self._prove_factor(Action.RELINK, username, code, now, remote_addr, first_factor_ok)
         expires_at = now + self.settings.enrollment_lifetime
         if not self.store.set_pending(username, new_secret(), expires_at, relink=True):
             raise NotEnrolled(f"{username} has no active second factor to replace")
@@ -157,10 +165,16 @@ class Enrollment:
         return cancelled
 
     def regenerate_recovery_codes(
-        self, username: str, code: object, now: float, remote_addr: str | None = None
+        self,
+        username: str,
+        code: object,
+        now: float,
+        remote_addr: str | None = None,
+        *,
+        first_factor_ok: bool = True,
     ) -> list[str]:
         """Replace every recovery code after a current TOTP code (or a recovery code) was accepted."""
-        self._prove_factor(Action.RECOVERY_CODES_REGENERATED, username, code, now, remote_addr)
+        self._prove_factor(Action.RECOVERY_CODES_REGENERATED, username, code, now, remote_addr, first_factor_ok)
         codes = recovery.new_codes(self.settings.recovery_code_count)
         self.store.replace_recovery_codes(username, [recovery.hash_code(c) for c in codes])
         self._audit(Action.RECOVERY_CODES_REGENERATED, username, "success", "regenerated", now, remote_addr)
@@ -179,9 +193,17 @@ class Enrollment:
             self._audit(Action.UNLOCK, username, "success", "admin", now, None)
         return done
 
-    def _prove_factor(self, action: Action, username: str, code: object, now: float, remote_addr: str | None) -> None:
-        """Require a current code or a recovery code before ``action``; raise (and audit) otherwise."""
-        verdict = self.verifier.verify(username, code, now, remote_addr=remote_addr)
+    def _prove_factor(
+        self,
+        action: Action,
+        username: str,
+        code: object,
+        now: float,
+        remote_addr: str | None,
+        first_factor_ok: bool,
+    ) -> None:
+        """Require the password (checked by the caller) and a current or recovery code before ``action``."""
+        verdict = self.verifier.verify(username, code, now, first_factor_ok=first_factor_ok, remote_addr=remote_addr)
         if verdict.outcome is Outcome.NOT_ENROLLED:
             raise NotEnrolled(f"{username} has no active second factor")
         if not verdict.ok:
@@ -207,4 +229,4 @@ class Enrollment:
     def _audit(
         self, action: Action, username: str, outcome: str, reason: str, now: float, remote_addr: str | None
     ) -> None:
-        self.verifier.audit(AuditEvent(action, username, outcome, reason, now, remote_addr))
+        self.verifier.record(action, username, outcome, reason, remote_addr, now)

@@ -207,6 +207,11 @@ class Store:
             value = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar_one()
         return int(value)
 
+    def ensure_account(self, username: str) -> None:
+        """Create the account's row (no factor yet) if it does not exist, so its failures can be counted."""
+        with self._transaction() as conn:
+            self._ensure_row(conn, username)
+
     def _ensure_row(self, conn: Connection, username: str) -> None:
         """INSERT the account's row unless it exists; concurrent callers for a new user both succeed."""
         dialect = conn.dialect.name

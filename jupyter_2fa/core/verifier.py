@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import Enum
 
@@ -72,6 +73,35 @@ class Verifier:
         except StoreError:
             verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
         self._record(Action.LOGIN, username, verdict, now, remote_addr)
+        return verdict
+
+    def verify_password_only(
+        self,
+        username: str,
+        first_factor_ok: bool,
+        now: float,
+        reason: str,
+        *,
+        remote_addr: str | None = None,
+        action: Action = Action.LOGIN,
+    ) -> Verdict:
+        """A login where the password alone is enough (trusted network, optional rollout), throttled alike.
+
+        ``reason`` says why no second factor was asked for ("trusted-network", "optional-policy"); it is audited.
+        """
+        try:
+            self.store.ensure_account(username)  # so wrong passwords are counted even before enrollment
+            attempt = self.admit(username, now)
+            if attempt.refusal is not None:
+                verdict = attempt.refusal
+            else:
+                verdict = (
+                    Verdict(Outcome.ACCEPTED, reason) if first_factor_ok else Verdict(Outcome.INVALID, "wrong-password")
+                )
+                self.settle(attempt, verdict, now, remote_addr)
+        except StoreError:
+            verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
+        self._record(action, username, verdict, now, remote_addr)
         return verdict
 
     def admit(self, username: str, now: float) -> Attempt:
@@ -152,5 +182,16 @@ class Verifier:
         return Verdict(Outcome.INVALID, "wrong-code")
 
     def _record(self, action: Action, username: str, verdict: Verdict, now: float, remote_addr: str | None) -> None:
-        outcome = "success" if verdict.ok else "failure"
-        self.audit(AuditEvent(action, username, outcome, verdict.reason, now, remote_addr))
+        self.record(action, username, "success" if verdict.ok else "failure", verdict.reason, remote_addr, now)
+
+    def record(
+        self,
+        action: Action,
+        username: str,
+        outcome: str,
+        reason: str,
+        remote_addr: str | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Write one audit event (``reason`` from a fixed vocabulary, never user input or a secret)."""
+        self.audit(AuditEvent(action, username, outcome, reason, time.time() if now is None else now, remote_addr))

@@ -1,0 +1,457 @@
+"""Thin tornado handlers of the gate: login, logout, the enrollment page and the JSON API under ``2fa/api/``.
+
+Each verb reads its input, calls one method of the identity provider or the core, and renders the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.auth.login import LoginFormHandler
+from jupyter_server.auth.logout import LogoutHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from tornado import web
+
+from ..core import (
+    AlreadyEnrolled,
+    CodeRejected,
+    EnrollmentError,
+    NoPendingEnrollment,
+    Outcome,
+    Provisioning,
+    StoreError,
+    Verdict,
+)
+from ..core.audit import Action
+from .identity import LoginResult, TOTPIdentityProvider, TwoFactorUser
+from .paths import TEMPLATES
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_FIELD_CHARS = 1024
+
+
+class BadInput(Exception):
+    """The request itself is malformed: answered 400/413 before anything is checked or changed."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TwoFactorHandlerMixin:
+    """What every 2FA handler needs: the provider, our templates, and strict reading of input."""
+
+    request: Any
+    settings: dict[str, Any]
+
+    @property
+    def gate(self) -> TOTPIdentityProvider:
+        provider = self.settings["identity_provider"]
+        if not isinstance(provider, TOTPIdentityProvider):
+            raise web.HTTPError(404)
+        return provider
+
+    def get_template(self, name: str) -> Any:
+        """Our templates first, then jupyter_server's (for ``page.html``), with the server's i18n setup."""
+        env = self.settings.get("jupyter_2fa_jinja2_env")
+        if env is None:
+            base: Environment = self.settings["jinja2_env"]
+            env = base.overlay(loader=ChoiceLoader([FileSystemLoader(str(TEMPLATES)), base.loader]))  # type: ignore[list-item]
+            self.settings["jupyter_2fa_jinja2_env"] = env
+        return env.get_template(name)
+
+    def form_field(self, name: str) -> str:
+        """A form field exactly as sent (tornado's get_argument would silently drop NUL and control bytes)."""
+        if len(self.request.body) > MAX_BODY_BYTES:
+            raise BadInput("request body too large", 413)
+        values = self.request.body_arguments.get(name, [])
+        if len(values) > 1:
+            raise BadInput(f"field {name!r} given more than once")
+        if not values:
+            return ""
+        try:
+            value = values[0].decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput(f"field {name!r} is not valid UTF-8") from None
+        if len(value) > MAX_FIELD_CHARS:
+            raise BadInput(f"field {name!r} is too long")
+        return str(value)
+
+    def next_url(self) -> str:
+        return str(self.get_argument("next", default=self.base_url))  # type: ignore[attr-defined]
+
+
+class TOTPLoginHandler(TwoFactorHandlerMixin, LoginFormHandler):
+    """The login page: one form with ``password`` and ``otp`` (a TOTP code or a recovery code)."""
+
+    def _render(self, message: str = "", status: int = 200, reminder: str = "") -> None:
+        self.set_status(status)
+        self.set_header("Cache-Control", "no-store")
+        self.write(
+            self.render_template(
+                "2fa_login.html",
+                next=self.next_url(),
+                message=message,
+                policy=self.gate.enrollment_policy,
+                help_text=self.gate.help_text,
+            )
+        )
+
+    @allow_unauthenticated
+    def get(self) -> None:
+        if self.current_user:
+            self._redirect_safe(self.next_url())
+        else:
+            self._render()
+
+    @allow_unauthenticated
+    def post(self) -> None:
+        try:
+            result = self.gate.authenticate(self, self.form_field("password"), self.form_field("otp"))
+        except BadInput as err:
+            self._render(str(err), err.status)
+            return
+        if result.user is not None:
+            self.gate.set_login_cookie(self, result.user)
+            self._redirect_safe(self.next_url())
+        elif result.enroll:
+            self.redirect(f"{self.base_url}2fa/enroll?next={quote(self.next_url(), safe='')}", status=303)
+        else:
+            if result.retry_after:
+                self.set_header("Retry-After", str(int(result.retry_after)))
+            self._render(result.message, result.status)
+
+
+class TOTPLogoutHandler(LogoutHandler):
+    """Log out everywhere: the account's epoch moves, so its sessions in every browser end."""
+
+    @allow_unauthenticated
+    def get(self) -> Any:
+        provider = self.identity_provider
+        if isinstance(provider, TOTPIdentityProvider) and isinstance(self.current_user, TwoFactorUser):
+            try:
+                provider.revoke_sessions()
+                remote = provider.client_address(self)
+                provider.enrollment.verifier.record(Action.LOGOUT, provider.username, "success", "logout", remote)
+            except StoreError as err:
+                self.log.error("2FA store unavailable at logout: %s", err)
+        return super().get()
+
+
+class EnrollPageHandler(TwoFactorHandlerMixin, JupyterHandler):
+    """Link a device without JavaScript: password -> QR code and key (once) -> a code -> recovery codes (once).
+
+    Posting the password again starts a fresh enrollment that voids the previous one, so a reload or a second
+    tab never shows an earlier secret again.
+    """
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Referrer-Policy", "no-referrer")
+
+    def _render(self, step: str, status: int = 200, **ns: Any) -> None:
+        self.set_status(status)
+        self.write(
+            self.render_template(
+                "2fa_enroll.html",
+                step=step,
+                next=self.next_url(),
+                username=self.gate.username,
+                issuer=self.gate.issuer,
+                help_text=self.gate.help_text,
+                **ns,
+            )
+        )
+
+    def _start_page(self, message: str = "", status: int = 200) -> None:
+        if self.gate.enrollment_policy == "cli-only":
+            self._render("cli-only", 403, message="Devices are linked in a terminal here: run `jupyter 2fa enroll`.")
+            return
+        try:
+            account = self.gate.enrollment.store.get(self.gate.username)
+        except StoreError:
+            self._render("start", 503, message=self.gate.refusal(Verdict(Outcome.UNAVAILABLE, "")).message)
+            return
+        enrolled = account is not None and account.enrolled
+        self._render("relink" if enrolled else "start", status, message=message)
+
+    @allow_unauthenticated
+    def get(self) -> None:
+        self._start_page()
+
+    @allow_unauthenticated
+    def post(self) -> None:
+        if self.gate.enrollment_policy == "cli-only":
+            self._start_page()
+            return
+        try:
+            action = self.form_field("action")
+            if action == "start":
+                self._begin(self.form_field("password"), self.form_field("otp"))
+            elif action == "confirm":
+                self._confirm(self.form_field("code"))
+            elif action == "cancel":
+                self.gate.enrollment.cancel(self.gate.username, time.time(), self.gate.client_address(self))
+                self._start_page("The pending enrollment was cancelled. Nothing was linked.")
+            else:
+                raise BadInput("unknown action")
+        except BadInput as err:
+            self._start_page(str(err), err.status)
+        except StoreError:
+            self._start_page(self.gate.refusal(Verdict(Outcome.UNAVAILABLE, "")).message, 503)
+
+    def _begin(self, password: str, otp: str) -> None:
+        result = begin_enrollment(self.gate, self, password, otp)
+        if isinstance(result, LoginResult):
+            self._start_page(result.message, result.status)
+            return
+        self._render("scan", provisioning=result, svg=result.svg())
+
+    def _confirm(self, code: str) -> None:
+        try:
+            codes = self.gate.enrollment.confirm(self.gate.username, code, time.time(), self.gate.client_address(self))
+        except CodeRejected as err:
+            refusal = self.gate.refusal(err.verdict)
+            if err.verdict.outcome is Outcome.INVALID:
+                message = "That code does not match the new device. Enter the code your app shows now."
+                self._render("confirm", 400, message=message)
+            else:
+                self._render("confirm", refusal.status, message=refusal.message)
+            return
+        except NoPendingEnrollment as err:
+            self._start_page(f"{err} (nothing was linked)", 409)
+            return
+        self.gate.set_login_cookie(self, self.gate.session_user("totp", time.time()))
+        self._render("done", recovery_codes=codes)
+
+
+def begin_enrollment(
+    gate: TOTPIdentityProvider, handler: web.RequestHandler, password: str, otp: str
+) -> Provisioning | LoginResult:
+    """Check the password (and, for a re-link, the current code), start a pending enrollment, reveal it once.
+
+    Shared by the page and the JSON API; a LoginResult is the refusal to show.
+    """
+    now = time.time()
+    remote = gate.client_address(handler)
+    enrollment = gate.enrollment
+    account = enrollment.store.get(gate.username)
+    password_ok = gate.password_ok(password)
+    try:
+        if account is not None and account.enrolled:
+            enrollment.begin_relink(gate.username, otp, now, remote, first_factor_ok=password_ok)
+        else:
+            verdict = enrollment.verifier.verify_password_only(
+                gate.username, password_ok, now, "enrollment", remote_addr=remote, action=Action.PASSWORD_CHECK
+            )
+            if not verdict.ok:
+                return gate.refusal(verdict)
+            enrollment.begin(gate.username, now, remote)
+        return enrollment.reveal(gate.username, now, remote)
+    except CodeRejected as err:
+        return gate.refusal(err.verdict)
+    except AlreadyEnrolled:
+        return LoginResult(status=409, message="A device is already linked; re-link it with your current code.")
+    except EnrollmentError as err:
+        return LoginResult(status=409, message=str(err))
+
+
+# -- JSON API -------------------------------------------------------------------------------------------------
+
+
+class TwoFactorAPIHandler(TwoFactorHandlerMixin, APIHandler):
+    """Base of the JSON API: strict bodies, JSON errors, nothing cached."""
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Cache-Control", "no-store")
+
+    def json_fields(self, *names: str) -> dict[str, str]:
+        """The named string fields of a JSON object body; anything else is a 4xx."""
+        if len(self.request.body) > MAX_BODY_BYTES:
+            raise BadInput("request body too large", 413)
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise BadInput("the body must be a JSON object") from None
+        if not isinstance(body, dict):
+            raise BadInput("the body must be a JSON object")
+        fields = {}
+        for name in names:
+            value = body.get(name, "")
+            if not isinstance(value, str):
+                raise BadInput(f"field {name!r} must be a string")
+            if len(value) > MAX_FIELD_CHARS:
+                raise BadInput(f"field {name!r} is too long")
+            fields[name] = value
+        return fields
+
+    def reply(self, status: int, payload: dict[str, Any]) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(payload))
+
+    def refuse(self, result: LoginResult) -> None:
+        if result.retry_after:
+            self.set_header("Retry-After", str(int(result.retry_after)))
+        status = 403 if result.status == 401 else result.status  # 401 would read as "session expired"
+        self.reply(status, {"message": result.message})
+
+    def provisioning_reply(self, provisioning: Provisioning, expires_at: float | None) -> None:
+        self.reply(
+            201,
+            {
+                "otpauth_uri": provisioning.uri,
+                "secret": provisioning.secret,
+                "manual_key": provisioning.manual_key,
+                "qr_svg": provisioning.svg(),
+                "expires_at": expires_at,
+            },
+        )
+
+    def guarded(self, work: Any) -> None:
+        try:
+            work()
+        except BadInput as err:
+            self.reply(err.status, {"message": str(err)})
+        except StoreError:
+            self.refuse(self.gate.refusal(Verdict(Outcome.UNAVAILABLE, "")))
+
+
+class StatusAPIHandler(TwoFactorAPIHandler):
+    @web.authenticated
+    def get(self) -> None:
+        self.guarded(self._status)
+
+    def _status(self) -> None:
+        gate = self.gate
+        account = gate.enrollment.store.get(gate.username)
+        policy = gate.enrollment.settings.throttle
+        user = self.current_user
+        self.reply(
+            200,
+            {
+                "username": gate.username,
+                "enrolled": bool(account and account.enrolled),
+                "pending": bool(account and account.pending_secret),
+                "recovery_codes_left": account.recovery_codes_left if account else 0,
+                "locked": bool(account and policy.is_locked(account.failures)),
+                "policy": gate.enrollment_policy,
+                "optional_until": gate.optional_until or None,
+                "session_factor": getattr(user, "factor", None),
+                "session_expires_at": (getattr(user, "issued_at", 0.0) or 0.0) + gate.session_max_age,
+            },
+        )
+
+
+class EnrollmentAPIHandler(TwoFactorAPIHandler):
+    @web.authenticated
+    def post(self) -> None:
+        self.guarded(self._begin)
+
+    def _begin(self) -> None:
+        if self.gate.enrollment_policy == "cli-only":
+            self.reply(403, {"message": "Devices are linked in a terminal here: run `jupyter 2fa enroll`."})
+            return
+        fields = self.json_fields("password")
+        account = self.gate.enrollment.store.get(self.gate.username)
+        if account is not None and account.enrolled:
+            self.reply(409, {"message": "A device is already linked; use relink with your current code."})
+            return
+        self._reveal(fields["password"], "")
+
+    def _reveal(self, password: str, otp: str) -> None:
+        result = begin_enrollment(self.gate, self, password, otp)
+        if isinstance(result, LoginResult):
+            self.refuse(result)
+            return
+        account = self.gate.enrollment.store.get(self.gate.username)
+        self.provisioning_reply(result, account.pending_expires_at if account else None)
+
+    @web.authenticated
+    def delete(self) -> None:
+        self.guarded(self._cancel)
+
+    def _cancel(self) -> None:
+        gate = self.gate
+        if not gate.enrollment.cancel(gate.username, time.time(), gate.client_address(self)):
+            self.reply(404, {"message": "There is no pending enrollment."})
+            return
+        self.set_status(204)
+        self.finish()
+
+
+class ConfirmAPIHandler(TwoFactorAPIHandler):
+    @web.authenticated
+    def post(self) -> None:
+        self.guarded(self._confirm)
+
+    def _confirm(self) -> None:
+        gate = self.gate
+        code = self.json_fields("code")["code"]
+        try:
+            codes = gate.enrollment.confirm(gate.username, code, time.time(), gate.client_address(self))
+        except CodeRejected as err:
+            self.refuse(gate.refusal(err.verdict))
+            return
+        except NoPendingEnrollment as err:
+            self.reply(409, {"message": str(err)})
+            return
+        gate.set_login_cookie(self, gate.session_user("totp", time.time()))  # a re-link voided the old cookie
+        self.reply(200, {"recovery_codes": codes})
+
+
+class RelinkAPIHandler(EnrollmentAPIHandler):
+    @web.authenticated
+    def post(self) -> None:
+        self.guarded(self._relink)
+
+    def _relink(self) -> None:
+        fields = self.json_fields("password", "otp")
+        account = self.gate.enrollment.store.get(self.gate.username)
+        if account is None or not account.enrolled:
+            self.reply(409, {"message": "No device is linked yet; use enrollment instead."})
+            return
+        self._reveal(fields["password"], fields["otp"])
+
+
+class RecoveryCodesAPIHandler(TwoFactorAPIHandler):
+    @web.authenticated
+    def post(self) -> None:
+        self.guarded(self._regenerate)
+
+    def _regenerate(self) -> None:
+        gate = self.gate
+        fields = self.json_fields("password", "otp")
+        try:
+            codes = gate.enrollment.regenerate_recovery_codes(
+                gate.username,
+                fields["otp"],
+                time.time(),
+                gate.client_address(self),
+                first_factor_ok=gate.password_ok(fields["password"]),
+            )
+        except CodeRejected as err:
+            self.refuse(gate.refusal(err.verdict))
+            return
+        except EnrollmentError as err:
+            self.reply(409, {"message": str(err)})
+            return
+        self.reply(200, {"recovery_codes": codes})
+
+
+def handlers() -> list[tuple[str, type[web.RequestHandler]]]:
+    """The extension's routes (the login and logout pages come from the identity provider)."""
+    return [
+        (r"/2fa/enroll", EnrollPageHandler),
+        (r"/2fa/api/status", StatusAPIHandler),
+        (r"/2fa/api/enrollment", EnrollmentAPIHandler),
+        (r"/2fa/api/enrollment/confirm", ConfirmAPIHandler),
+        (r"/2fa/api/relink", RelinkAPIHandler),
+        (r"/2fa/api/recovery-codes", RecoveryCodesAPIHandler),
+    ]

@@ -1,0 +1,7 @@
+"""Files shipped with the gate."""
+
+from pathlib import Path
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+OPENAPI = HERE / "openapi.yaml"
