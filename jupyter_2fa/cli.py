@@ -323,6 +323,51 @@ class RotateKeyApp(TwoFactorCommand):
         enrollment.verifier.record(Action.KEY_ROTATED, getpass.getuser(), "success", "rotated")
 
 
+GATE_CLASS = "jupyter_2fa.server.TOTPIdentityProvider"
+SERVER_CONFIG = "jupyter_server_config"
+
+
+class _GateSwitch(JupyterApp):
+    """Write or remove ``c.ServerApp.identity_provider_class`` in the user's jupyter_server_config.json."""
+
+    version = __version__
+    enable = True
+
+    def start(self) -> None:
+        from jupyter_server.config_manager import BaseJSONConfigManager
+
+        if self.extra_args:
+            print(f"jupyter 2fa {self.name}: takes no arguments", file=sys.stderr)
+            self.exit(USAGE_ERROR)
+        manager = BaseJSONConfigManager(config_dir=self.config_dir)
+        path = Path(manager.file_name(SERVER_CONFIG))
+        manager.update(SERVER_CONFIG, {"ServerApp": {"identity_provider_class": GATE_CLASS if self.enable else None}})
+        if not self.enable:
+            print(f"Removed ServerApp.identity_provider_class from {path}: the 2FA gate is off.")
+            return
+        print(f"Wrote ServerApp.identity_provider_class = {GATE_CLASS!r} to {path}.")
+        print("Your Jupyter server now asks for your password and a code from your authenticator app.")
+        settings = manager.get(SERVER_CONFIG)
+        has_password = any("hashed_password" in section for section in settings.values() if isinstance(section, dict))
+        if not has_password:
+            print("Set your password (the first factor) if you have not:  jupyter server password")
+        print("Then start the server and open it: the first visit leads you to link your device.")
+
+
+class EnableApp(_GateSwitch):
+    name = "enable"
+    description = """Turn the 2FA gate on for your Jupyter server (JupyterLab, Notebook 7): writes
+    c.ServerApp.identity_provider_class into jupyter_server_config.json in your Jupyter config directory."""
+    examples = "jupyter 2fa enable"
+
+
+class DisableApp(_GateSwitch):
+    name = "disable"
+    description = "Turn the 2FA gate off again (removes what `jupyter 2fa enable` wrote)."
+    examples = "jupyter 2fa disable"
+    enable = False
+
+
 class TwoFactorApp(JupyterApp):
     name = "jupyter-2fa"
     version = __version__
@@ -338,13 +383,24 @@ class TwoFactorApp(JupyterApp):
     jupyter 2fa unlock alice
     jupyter 2fa recovery-codes         # new recovery codes
     jupyter 2fa rotate-key             # re-encrypt secrets under a new key
+    jupyter 2fa enable                 # turn the gate on for your Jupyter server
     """
     classes = [TwoFactorConfig]
     aliases = aliases
     flags = flags
     subcommands: dict[str, tuple[type[Application], str]] = {
         app.name: (app, (app.description or "").strip().splitlines()[0])  # type: ignore[misc]
-        for app in (EnrollApp, StatusApp, ListApp, ResetApp, UnlockApp, RecoveryCodesApp, RotateKeyApp)
+        for app in (
+            EnrollApp,
+            StatusApp,
+            ListApp,
+            ResetApp,
+            UnlockApp,
+            RecoveryCodesApp,
+            RotateKeyApp,
+            EnableApp,
+            DisableApp,
+        )
     }
 
     def start(self) -> None:

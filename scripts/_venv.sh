@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by scripts/test and scripts/demo: one place that knows how to make the project's virtualenv.
+# Sourced by scripts/test and scripts/lab: one place that knows how to make the project's virtualenv.
 #
 #   source scripts/_venv.sh
 #   ensure_venv [EXTRAS]     # EXTRAS defaults to "test,postgres", e.g. ensure_venv "test,postgres,hub"

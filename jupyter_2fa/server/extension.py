@@ -6,6 +6,7 @@ import os
 
 from jupyter_server.extension.application import ExtensionApp
 
+from ..events import event_logger_sink
 from .handlers import handlers
 from .identity import TOTPIdentityProvider
 
@@ -27,4 +28,5 @@ class TwoFactorExtension(ExtensionApp):
                 type(provider).__name__,
             )
             return
+        provider.add_audit_sink(event_logger_sink(self.serverapp.event_logger))
         self.handlers.extend(handlers())

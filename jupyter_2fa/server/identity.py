@@ -21,6 +21,7 @@ from traitlets import Bool, Float, Unicode, default
 
 from ..config import TwoFactorConfig
 from ..core import Enrollment, Outcome, StoreError, Verdict
+from ..core.audit import AuditSink, fan_out
 from ..core.network import client_address, in_networks, parse_networks
 
 COOKIE_REFRESH_SECONDS = 60  # how stale the cookie's "last seen" may get before it is rewritten
@@ -169,6 +170,7 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._enrollment: Enrollment | None = None
+        self._extra_audit_sinks: list[AuditSink] = []
         self._epochs = EpochView(lambda: self.enrollment.store.epochs(), self.epoch_refresh_interval)
         self._trusted_networks = parse_networks(self.trusted_networks)
         self._trusted_proxies = parse_networks(self.trusted_proxies)
@@ -179,8 +181,15 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
     def enrollment(self) -> Enrollment:
         """The core, opened on first use; raises StoreError (handlers answer 503) while the store is down."""
         if self._enrollment is None:
-            self._enrollment = self.open_enrollment()
+            self._enrollment = self.open_enrollment(fan_out(self.audit_sink(), *self._extra_audit_sinks))
         return self._enrollment
+
+    def add_audit_sink(self, sink: AuditSink) -> None:
+        """Also send every decision to ``sink`` (the extension adds jupyter_events this way)."""
+        self._extra_audit_sinks.append(sink)
+        if self._enrollment is not None:
+            verifier = self._enrollment.verifier
+            verifier.audit = fan_out(verifier.audit, sink)
 
     def client_address(self, handler: web.RequestHandler) -> str | None:
         """The client's address: the peer, or what a trusted proxy says it forwarded."""
