@@ -65,7 +65,7 @@ def test_config_file_db_url_is_honoured(cli: CLI, tmp_path: Path) -> None:
 
     # The same file in JUPYTER_CONFIG_DIR is found without --config, as the server finds it.
     config_dir = Path(cli.env()["JUPYTER_CONFIG_DIR"])
-    config_dir.mkdir(parents=True)
+    config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "jupyter_server_config.py").write_text(config.read_text())
     found = cli("status", "alice")
     assert found.field("second factor").startswith("linked")
