@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from jupyter_server.auth.decorator import allow_unauthenticated
@@ -84,6 +84,24 @@ class TwoFactorHandlerMixin:
 
     def next_url(self) -> str:
         return str(self.get_argument("next", default=self.base_url))  # type: ignore[attr-defined]
+
+    def safe_next_url(self) -> str:
+        """``next`` if it is a path on this server, else the base URL (it ends up in a link on our pages).
+
+        Normalised the way jupyter_server's login redirect does, so ``//evil``, ``/\\evil``, ``https:///evil``
+        and ``javascript:`` all fall back to the base URL.
+        """
+        base_url = str(self.base_url)  # type: ignore[attr-defined]
+        url = self.next_url().replace("\\", "%5C")
+        if ":" in url:
+            scheme, _, rest = url.partition(":")
+            url = f"{scheme}://{rest.lstrip('/')}"
+        elif url.startswith("//"):
+            url = "//" + url.lstrip("/")
+        parsed = urlparse(url)
+        if parsed.scheme or parsed.netloc or not (parsed.path + "/").startswith(base_url):
+            return base_url
+        return url
 
 
 class TOTPLoginHandler(TwoFactorHandlerMixin, LoginFormHandler):
@@ -161,7 +179,7 @@ class EnrollPageHandler(TwoFactorHandlerMixin, JupyterHandler):
             self.render_template(
                 "2fa_enroll.html",
                 step=step,
-                next=self.next_url(),
+                next=self.safe_next_url(),
                 username=self.gate.username,
                 issuer=self.gate.issuer,
                 help_text=self.gate.help_text,
