@@ -171,7 +171,7 @@ class EnrollPageHandler(TwoFactorHandlerMixin, JupyterHandler):
     def set_default_headers(self) -> None:
         super().set_default_headers()
         self.set_header("Cache-Control", "no-store")
-        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Referrer-Policy", "same-origin")  # "no-referrer" makes browsers send Origin: null
 
     def _render(self, step: str, status: int = 200, **ns: Any) -> None:
         self.set_status(status)
