@@ -131,11 +131,14 @@ class Enrollment:
 
     def confirm(self, username: str, code: object, now: float, remote_addr: str | None = None) -> list[str]:
         """Activate the pending secret if ``code`` comes from it; returns the new recovery codes (show once)."""
-        # Nothing pending (a double-submitted form, say) is no guess at a code: it is not counted.
+        # Nothing (unexpired) pending, e.g. a double-submitted form, is no guess at a code: it is not counted.
         before = self.store.get(username)
         if before is None or before.pending_secret is None:
             self._audit(Action.ENROLLMENT_CONFIRMED, username, "failure", NoPendingEnrollment.reason, now, remote_addr)
             raise NoPendingEnrollment("there is no pending enrollment to confirm; start one")
+        if before.pending_expires_at is None or before.pending_expires_at <= now:
+            self._audit(Action.ENROLLMENT_CONFIRMED, username, "failure", "expired", now, remote_addr)
+            raise NoPendingEnrollment("the pending enrollment has expired; start a new one")
         attempt = self.verifier.admit(username, now)
         account = attempt.account
         if account is None or account.pending_secret is None:

@@ -362,7 +362,8 @@ class Store:
     def activate_pending(self, username: str, pending_token: str, step: int, hashes: Sequence[str], now: float) -> bool:
         """Make the pending secret (still ``pending_token``) the active factor, with ``step`` already used.
 
-        A re-link replaces the old factor and moves the session epoch, which signs out every other session.
+        The session epoch moves, which signs out every other session: after a re-link, those of the old device;
+        after a first link, those the password alone had opened (optional policy, trusted network).
         """
         with self._transaction() as conn:
             won = self._update(
@@ -376,7 +377,7 @@ class Store:
                 last_step=step,
                 failures=0,
                 next_attempt_at=None,
-                epoch=sa.case((accounts.c.pending_relink.is_(True), accounts.c.epoch + 1), else_=accounts.c.epoch),
+                epoch=accounts.c.epoch + 1,
                 **_NO_PENDING,
             )
             if won:

@@ -5,6 +5,8 @@ Each verb reads its input, calls one method of the identity provider or the core
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from typing import Any
@@ -31,6 +33,7 @@ from ..core.audit import Action
 from .identity import LoginResult, TOTPIdentityProvider, TwoFactorUser
 from .paths import TEMPLATES
 
+PENDING_COOKIE = "jupyter-2fa-enrollment"  # which browser started the pending enrollment
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELD_CHARS = 1024
 
@@ -41,6 +44,15 @@ class BadInput(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+def check_field(name: str, value: str) -> str:
+    """Refuse what no password or code contains, before it is checked (and counted as a failure)."""
+    if len(value) > MAX_FIELD_CHARS:
+        raise BadInput(f"field {name!r} is too long")
+    if "\x00" in value:
+        raise BadInput(f"field {name!r} contains a NUL character")
+    return value
 
 
 class TwoFactorHandlerMixin:
@@ -78,9 +90,7 @@ class TwoFactorHandlerMixin:
             value = values[0].decode("utf-8")
         except UnicodeDecodeError:
             raise BadInput(f"field {name!r} is not valid UTF-8") from None
-        if len(value) > MAX_FIELD_CHARS:
-            raise BadInput(f"field {name!r} is too long")
-        return str(value)
+        return check_field(name, value)
 
     def next_url(self) -> str:
         return str(self.get_argument("next", default=self.base_url))  # type: ignore[attr-defined]
@@ -208,6 +218,7 @@ class EnrollPageHandler(TwoFactorHandlerMixin, JupyterHandler):
         if self.gate.enrollment_policy == "cli-only":
             self._start_page()
             return
+        action = ""
         try:
             action = self.form_field("action")
             if action == "start":
@@ -215,27 +226,60 @@ class EnrollPageHandler(TwoFactorHandlerMixin, JupyterHandler):
             elif action == "confirm":
                 self._confirm(self.form_field("code"))
             elif action == "cancel":
-                self.gate.enrollment.cancel(self.gate.username, time.time(), self.gate.client_address(self))
-                self._start_page("The pending enrollment was cancelled. Nothing was linked.")
+                self._cancel()
             else:
                 raise BadInput("unknown action")
         except BadInput as err:
-            self._start_page(str(err), err.status)
+            if action == "confirm":  # keep the code form: the pending enrollment is untouched
+                self._render("confirm", err.status, message=str(err))
+            else:
+                self._start_page(str(err), err.status)
         except StoreError:
             self._start_page(self.gate.refusal(Verdict(Outcome.UNAVAILABLE, "")).message, 503)
 
     def _begin(self, password: str, otp: str) -> None:
         result = begin_enrollment(self.gate, self, password, otp)
         if isinstance(result, LoginResult):
+            self._retry_after(result)
             self._start_page(result.message, result.status)
             return
+        self._remember_pending()
         self._render("scan", provisioning=result, svg=result.svg())
+
+    def _pending_tag(self) -> str | None:
+        account = self.gate.enrollment.store.get(self.gate.username)
+        if account is None or account.pending_secret is None:
+            return None
+        return hashlib.sha256(account.pending_secret.encode()).hexdigest()
+
+    def _remember_pending(self) -> None:
+        """Mark this browser as the one that started the pending enrollment: only it may cancel it."""
+        tag = self._pending_tag()
+        if tag:
+            self.set_secure_cookie(
+                PENDING_COOKIE, tag, path=self.base_url, httponly=True, samesite="Strict", expires_days=None
+            )
+
+    def _cancel(self) -> None:
+        tag = self._pending_tag()
+        mine = self.get_secure_cookie(PENDING_COOKIE, max_age_days=1)
+        if tag is None or mine is None or not hmac.compare_digest(mine.decode(), tag):
+            self._start_page("There is no pending enrollment started in this browser to cancel.", 409)
+            return
+        self.gate.enrollment.cancel(self.gate.username, time.time(), self.gate.client_address(self))
+        self.clear_cookie(PENDING_COOKIE, path=self.base_url)
+        self._start_page("The pending enrollment was cancelled. Nothing was linked.")
+
+    def _retry_after(self, result: LoginResult) -> None:
+        if result.retry_after:
+            self.set_header("Retry-After", str(int(result.retry_after)))
 
     def _confirm(self, code: str) -> None:
         try:
             codes = self.gate.enrollment.confirm(self.gate.username, code, time.time(), self.gate.client_address(self))
         except CodeRejected as err:
             refusal = self.gate.refusal(err.verdict)
+            self._retry_after(refusal)
             if err.verdict.outcome is Outcome.INVALID:
                 message = "That code does not match the new device. Enter the code your app shows now."
                 self._render("confirm", 400, message=message)
@@ -305,9 +349,7 @@ class TwoFactorAPIHandler(TwoFactorHandlerMixin, APIHandler):
             value = body.get(name, "")
             if not isinstance(value, str):
                 raise BadInput(f"field {name!r} must be a string")
-            if len(value) > MAX_FIELD_CHARS:
-                raise BadInput(f"field {name!r} is too long")
-            fields[name] = value
+            fields[name] = check_field(name, value)
         return fields
 
     def reply(self, status: int, payload: dict[str, Any]) -> None:
@@ -373,8 +415,7 @@ class EnrollmentAPIHandler(TwoFactorAPIHandler):
         self.guarded(self._begin)
 
     def _begin(self) -> None:
-        if self.gate.enrollment_policy == "cli-only":
-            self.reply(403, {"message": "Devices are linked in a terminal here: run `jupyter 2fa enroll`."})
+        if self._linking_refused():
             return
         fields = self.json_fields("password")
         account = self.gate.enrollment.store.get(self.gate.username)
@@ -382,6 +423,12 @@ class EnrollmentAPIHandler(TwoFactorAPIHandler):
             self.reply(409, {"message": "A device is already linked; use relink with your current code."})
             return
         self._reveal(fields["password"], "")
+
+    def _linking_refused(self) -> bool:
+        if self.gate.enrollment_policy != "cli-only":
+            return False
+        self.reply(403, {"message": "Devices are linked in a terminal here: run `jupyter 2fa enroll`."})
+        return True
 
     def _reveal(self, password: str, otp: str) -> None:
         result = begin_enrollment(self.gate, self, password, otp)
@@ -430,6 +477,8 @@ class RelinkAPIHandler(EnrollmentAPIHandler):
         self.guarded(self._relink)
 
     def _relink(self) -> None:
+        if self._linking_refused():
+            return
         fields = self.json_fields("password", "otp")
         account = self.gate.enrollment.store.get(self.gate.username)
         if account is None or not account.enrolled:
