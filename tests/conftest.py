@@ -94,6 +94,7 @@ def isolated_jupyter_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(root / "runtime"))
     # Kernels started by tests create an IPython profile; keep it here, not in the real ~/.ipython (whose
     # presence would also make every JupyterApp run its IPython-3 config migration).
+    (root / "ipython").mkdir(parents=True)
     monkeypatch.setenv("IPYTHONDIR", str(root / "ipython"))
     # Extra search paths from the developer's shell would let their config leak into tests.
     monkeypatch.delenv("JUPYTER_CONFIG_PATH", raising=False)

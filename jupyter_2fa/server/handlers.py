@@ -198,16 +198,11 @@ class EnrollPageHandler(TwoFactorHandlerMixin, JupyterHandler):
         )
 
     def _start_page(self, message: str = "", status: int = 200) -> None:
+        """The password form; the same for everyone, so it tells a visitor nothing about the account."""
         if self.gate.enrollment_policy == "cli-only":
             self._render("cli-only", 403, message="Devices are linked in a terminal here: run `jupyter 2fa enroll`.")
             return
-        try:
-            account = self.gate.enrollment.store.get(self.gate.username)
-        except StoreError:
-            self._render("start", 503, message=self.gate.refusal(Verdict(Outcome.UNAVAILABLE, "")).message)
-            return
-        enrolled = account is not None and account.enrolled
-        self._render("relink" if enrolled else "start", status, message=message)
+        self._render("start", status, message=message)
 
     @allow_unauthenticated
     def get(self) -> None:
@@ -409,20 +404,8 @@ class StatusAPIHandler(TwoFactorAPIHandler):
         )
 
 
-class EnrollmentAPIHandler(TwoFactorAPIHandler):
-    @web.authenticated
-    def post(self) -> None:
-        self.guarded(self._begin)
-
-    def _begin(self) -> None:
-        if self._linking_refused():
-            return
-        fields = self.json_fields("password")
-        account = self.gate.enrollment.store.get(self.gate.username)
-        if account is not None and account.enrolled:
-            self.reply(409, {"message": "A device is already linked; use relink with your current code."})
-            return
-        self._reveal(fields["password"], "")
+class LinkingAPIHandler(TwoFactorAPIHandler):
+    """What starting an enrollment and a re-link share: the policy check and the one-time reveal."""
 
     def _linking_refused(self) -> bool:
         if self.gate.enrollment_policy != "cli-only":
@@ -437,6 +420,22 @@ class EnrollmentAPIHandler(TwoFactorAPIHandler):
             return
         account = self.gate.enrollment.store.get(self.gate.username)
         self.provisioning_reply(result, account.pending_expires_at if account else None)
+
+
+class EnrollmentAPIHandler(LinkingAPIHandler):
+    @web.authenticated
+    def post(self) -> None:
+        self.guarded(self._begin)
+
+    def _begin(self) -> None:
+        if self._linking_refused():
+            return
+        fields = self.json_fields("password")
+        account = self.gate.enrollment.store.get(self.gate.username)
+        if account is not None and account.enrolled:
+            self.reply(409, {"message": "A device is already linked; use relink with your current code."})
+            return
+        self._reveal(fields["password"], "")
 
     @web.authenticated
     def delete(self) -> None:
@@ -471,7 +470,7 @@ class ConfirmAPIHandler(TwoFactorAPIHandler):
         self.reply(200, {"recovery_codes": codes})
 
 
-class RelinkAPIHandler(EnrollmentAPIHandler):
+class RelinkAPIHandler(LinkingAPIHandler):
     @web.authenticated
     def post(self) -> None:
         self.guarded(self._relink)

@@ -319,7 +319,7 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
         now = time.time()
         if not self.session_valid(user, now, handler):
             return None
-        if now - user.seen_at > COOKIE_REFRESH_SECONDS:
+        if now - user.seen_at > min(COOKIE_REFRESH_SECONDS, self.session_idle_timeout / 2):
             user.seen_at = now
             self.set_login_cookie(handler, user)
         return user

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import pyotp
 import pytest
-from gate_support import PASSWORD, WRONG_PASSWORD, Browser, EnrolledAccount, body_text
+from gate_support import PASSWORD, WRONG_PASSWORD, Browser, EnrolledAccount, body_text, without_xsrf
 from tornado.httpclient import HTTPResponse
 
 from jupyter_2fa.core.audit import AuditEvent
@@ -147,8 +147,19 @@ async def test_get_shows_the_password_form(page: EnrollPage) -> None:
     assert response.code == 200
     assert 'id="enroll_start_form"' in text
     assert 'name="password"' in text
-    assert 'name="otp"' not in text  # no device yet: no current code to ask for
+    assert 'name="otp"' in text  # optional: only for replacing a device; the same form for every visitor
     assert shows_no_secret(response)
+
+
+async def test_the_form_tells_a_visitor_nothing_about_the_account(page: EnrollPage, gate: TOTPIdentityProvider) -> None:
+    """Linked or not, an anonymous visitor gets the same page, without the account name."""
+    before = without_xsrf(body_text(await page.get()))
+    gate.enrollment.begin(gate.username, time.time())
+    totp = pyotp.parse_uri(gate.enrollment.reveal(gate.username, time.time()).uri)
+    gate.enrollment.confirm(gate.username, totp.now(), time.time())
+    after = without_xsrf(body_text(await page.get()))
+    assert before == after
+    assert gate.username not in after
 
 
 async def test_enroll_shows_key_once_then_codes_once_and_logs_in(
