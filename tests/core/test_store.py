@@ -423,9 +423,9 @@ def test_reading_accounts(harness: Harness) -> None:
     assert ada.activated_at == T0
     assert ada.pending_secret is None
     assert grace.pending_secret is not None and grace.pending_expires_at == T0 + 600
-    assert harness.store.epochs() == {"ada": 0, "grace": 0}
+    assert harness.store.epochs() == {"ada": 1, "grace": 0}  # linking a device moved ada's epoch
     assert harness.store.bump_epoch("ada") is True
     assert harness.store.bump_epoch("nobody") is False
-    assert harness.store.epochs() == {"ada": 1, "grace": 0}
+    assert harness.store.epochs() == {"ada": 2, "grace": 0}
     assert len(harness.store.unused_recovery_hashes("ada")) == FAST_SETTINGS.recovery_code_count
     assert harness.store.unused_recovery_hashes("grace") == []
