@@ -23,6 +23,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pyotp
 from tornado.httpclient import HTTPResponse
 
+from jupyter_2fa.server import TOTPIdentityProvider
+
 PASSWORD = "correct horse battery"
 SERVER_TOKEN = "0123456789abcdef-server-api-token"  # jupyter_server's API token: set, but no way in
 WRONG_PASSWORD = "incorrect horse battery"
@@ -152,6 +154,18 @@ def parse_set_cookie(header: str) -> SetCookie | None:
         else:
             flags.add(part.lower())
     return SetCookie(name.strip(), value, attributes, flags)
+
+
+def totp_for(gate: TOTPIdentityProvider, secret: str) -> pyotp.TOTP:
+    totp = gate.enrollment.settings.totp
+    return pyotp.TOTP(secret, digits=totp.digits, interval=totp.period, digest=totp.algorithm)
+
+
+def wrong_code(totp: pyotp.TOTP) -> str:
+    """A well-formed code that matches none of the steps the server accepts around now."""
+    now = time.time()
+    taken = {totp.at(now + k * totp.interval) for k in range(-2, 3)}
+    return next(code for n in range(10) if (code := f"{n}" * totp.digits) not in taken)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 import pyotp
 import pytest
-from gate_support import PASSWORD, WRONG_PASSWORD, Browser, EnrolledAccount, body_text, json_body
+from gate_support import PASSWORD, WRONG_PASSWORD, Browser, EnrolledAccount, body_text, json_body, totp_for, wrong_code
 from tornado.httpclient import HTTPResponse
 
 from jupyter_2fa.server import TOTPIdentityProvider
@@ -65,18 +65,6 @@ def call_id(method: str, path: str) -> str:
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
-
-
-def totp_for(gate: TOTPIdentityProvider, secret: str) -> pyotp.TOTP:
-    totp = gate.enrollment.settings.totp
-    return pyotp.TOTP(secret, digits=totp.digits, interval=totp.period, digest=totp.algorithm)
-
-
-def wrong_code(totp: pyotp.TOTP) -> str:
-    """A well-formed code that matches none of the steps the server accepts around now."""
-    now = time.time()
-    taken = {totp.at(now + k * totp.interval) for k in range(-2, 3)}
-    return next(code for n in range(10) if (code := f"{n}" * totp.digits) not in taken)
 
 
 def current_step(totp: pyotp.TOTP) -> int:

@@ -15,7 +15,16 @@ from urllib.parse import urlparse
 
 import pyotp
 import pytest
-from gate_support import PASSWORD, WRONG_PASSWORD, Browser, EnrolledAccount, body_text, without_xsrf
+from gate_support import (
+    PASSWORD,
+    WRONG_PASSWORD,
+    Browser,
+    EnrolledAccount,
+    body_text,
+    totp_for,
+    without_xsrf,
+    wrong_code,
+)
 from tornado.httpclient import HTTPResponse
 
 from jupyter_2fa.core.audit import AuditEvent
@@ -65,18 +74,6 @@ def qr_count(response: HTTPResponse) -> int:
 
 def shows_no_secret(response: HTTPResponse) -> bool:
     return qr_count(response) == 0 and manual_key(response) is None and 'id="manual_key"' not in body_text(response)
-
-
-def totp_for(gate: TOTPIdentityProvider, secret: str) -> pyotp.TOTP:
-    totp = gate.enrollment.settings.totp
-    return pyotp.TOTP(secret, digits=totp.digits, interval=totp.period, digest=totp.algorithm)
-
-
-def wrong_code(totp: pyotp.TOTP) -> str:
-    """A well-formed code that matches none of the steps the server accepts around now."""
-    now = time.time()
-    taken = {totp.at(now + k * totp.interval) for k in range(-2, 3)}
-    return next(code for n in range(10) if (code := f"{n}" * totp.digits) not in taken)
 
 
 def login_of(browser: Browser) -> bool:
