@@ -90,6 +90,32 @@ class Enrollment:
         self._audit(Action.ENROLLMENT_STARTED, username, "success", "started", now, remote_addr)
         return expires_at
 
+    def start(
+        self,
+        username: str,
+        now: float,
+        *,
+        first_factor_ok: bool,
+        code: object = "",
+        remote_addr: str | None = None,
+    ) -> Provisioning:
+        """What a "link your device" form does: check the password (throttled), begin a new enrollment, or a
+        re-link when a device is already linked (which needs ``code``), and reveal it once.
+
+        Raises :class:`CodeRejected` (wrong password or code, throttled, locked) or another EnrollmentError.
+        """
+        account = self.store.get(username)
+        if account is not None and account.enrolled:
+            self.begin_relink(username, code, now, remote_addr, first_factor_ok=first_factor_ok)
+        else:
+            verdict = self.verifier.verify_password_only(
+                username, first_factor_ok, now, "enrollment", remote_addr=remote_addr, action=Action.PASSWORD_CHECK
+            )
+            if not verdict.ok:
+                raise CodeRejected("the password was not accepted", verdict)
+            self.begin(username, now, remote_addr)
+        return self.reveal(username, now, remote_addr)
+
     def begin_relink(
         self,
         username: str,

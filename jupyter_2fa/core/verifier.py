@@ -75,6 +75,40 @@ class Verifier:
         self._record(Action.LOGIN, username, verdict, now, remote_addr)
         return verdict
 
+    def login(
+        self,
+        username: str,
+        code: object,
+        now: float,
+        *,
+        first_factor_ok: bool,
+        remote_addr: str | None = None,
+        trusted_network: bool = False,
+        password_alone_allowed: bool = False,
+    ) -> Verdict:
+        """A login decision, the same for every front-end.
+
+        From a trusted network the password is enough; so it is for a user without a device while the
+        optional rollout policy allows it; otherwise the code is checked with :meth:`verify`.
+        """
+        if trusted_network:
+            return self.verify_password_only(username, first_factor_ok, now, "trusted-network", remote_addr=remote_addr)
+        if password_alone_allowed:
+            try:
+                account = self.store.get(username)
+            except StoreError:
+                return self._unavailable(Action.LOGIN, username, now, remote_addr)
+            if account is None or not account.enrolled:
+                return self.verify_password_only(
+                    username, first_factor_ok, now, "optional-policy", remote_addr=remote_addr
+                )
+        return self.verify(username, code, now, first_factor_ok=first_factor_ok, remote_addr=remote_addr)
+
+    def _unavailable(self, action: Action, username: str, now: float, remote_addr: str | None) -> Verdict:
+        verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
+        self._record(action, username, verdict, now, remote_addr)
+        return verdict
+
     def verify_password_only(
         self,
         username: str,
@@ -90,7 +124,10 @@ class Verifier:
         ``reason`` says why no second factor was asked for ("trusted-network", "optional-policy"); it is audited.
         """
         try:
-            self.store.ensure_account(username)  # so wrong passwords are counted even before enrollment
+            if first_factor_ok:
+                # A right password gets the account a row, so later wrong ones are counted; wrong passwords
+                # for names without a row create nothing (no table growth from typed-in names).
+                self.store.ensure_account(username)
             attempt = self.admit(username, now)
             if attempt.refusal is not None:
                 verdict = attempt.refusal

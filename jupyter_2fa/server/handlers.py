@@ -30,6 +30,7 @@ from ..core import (
     Verdict,
 )
 from ..core.audit import Action
+from ..messages import CLI_ONLY
 from .identity import LoginResult, TOTPIdentityProvider, TwoFactorUser
 from .paths import TEMPLATES
 
@@ -190,6 +191,9 @@ class EnrollPageHandler(TwoFactorHandlerMixin, JupyterHandler):
                 "2fa_enroll.html",
                 step=step,
                 next=self.safe_next_url(),
+                enroll_url=f"{self.base_url}2fa/enroll",
+                xsrf_input=self.xsrf_form_html(),
+                ask_username=False,
                 username=self.gate.username,
                 issuer=self.gate.issuer,
                 help_text=self.gate.help_text,
@@ -200,7 +204,7 @@ class EnrollPageHandler(TwoFactorHandlerMixin, JupyterHandler):
     def _start_page(self, message: str = "", status: int = 200) -> None:
         """The password form; the same for everyone, so it tells a visitor nothing about the account."""
         if self.gate.enrollment_policy == "cli-only":
-            self._render("cli-only", 403, message="Devices are linked in a terminal here: run `jupyter 2fa enroll`.")
+            self._render("cli-only", 403, message=CLI_ONLY)
             return
         self._render("start", status, message=message)
 
@@ -291,26 +295,15 @@ class EnrollPageHandler(TwoFactorHandlerMixin, JupyterHandler):
 def begin_enrollment(
     gate: TOTPIdentityProvider, handler: web.RequestHandler, password: str, otp: str
 ) -> Provisioning | LoginResult:
-    """Check the password (and, for a re-link, the current code), start a pending enrollment, reveal it once.
-
-    Shared by the page and the JSON API; a LoginResult is the refusal to show.
-    """
-    now = time.time()
-    remote = gate.client_address(handler)
-    enrollment = gate.enrollment
-    account = enrollment.store.get(gate.username)
-    password_ok = gate.password_ok(password)
+    """Start (or re-link) and reveal a pending enrollment for the page and the API; a LoginResult refuses."""
     try:
-        if account is not None and account.enrolled:
-            enrollment.begin_relink(gate.username, otp, now, remote, first_factor_ok=password_ok)
-        else:
-            verdict = enrollment.verifier.verify_password_only(
-                gate.username, password_ok, now, "enrollment", remote_addr=remote, action=Action.PASSWORD_CHECK
-            )
-            if not verdict.ok:
-                return gate.refusal(verdict)
-            enrollment.begin(gate.username, now, remote)
-        return enrollment.reveal(gate.username, now, remote)
+        return gate.enrollment.start(
+            gate.username,
+            time.time(),
+            first_factor_ok=gate.password_ok(password),
+            code=otp,
+            remote_addr=gate.client_address(handler),
+        )
     except CodeRejected as err:
         return gate.refusal(err.verdict)
     except AlreadyEnrolled:
@@ -410,7 +403,7 @@ class LinkingAPIHandler(TwoFactorAPIHandler):
     def _linking_refused(self) -> bool:
         if self.gate.enrollment_policy != "cli-only":
             return False
-        self.reply(403, {"message": "Devices are linked in a terminal here: run `jupyter 2fa enroll`."})
+        self.reply(403, {"message": CLI_ONLY})
         return True
 
     def _reveal(self, password: str, otp: str) -> None:

@@ -22,7 +22,9 @@ from traitlets import Bool, Float, Unicode, default
 from ..config import TwoFactorConfig
 from ..core import Enrollment, Outcome, StoreError, Verdict
 from ..core.audit import AuditSink, fan_out
-from ..core.network import client_address, in_networks, parse_networks
+from ..core.network import in_networks, parse_networks
+from ..messages import refusal
+from ..web import request_client_address
 
 COOKIE_REFRESH_SECONDS = 60  # how stale the cookie's "last seen" may get before it is rewritten
 MAX_PASSWORD_LENGTH = 1024  # longer input is not hashed, just refused
@@ -181,7 +183,9 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
     def enrollment(self) -> Enrollment:
         """The core, opened on first use; raises StoreError (handlers answer 503) while the store is down."""
         if self._enrollment is None:
-            self._enrollment = self.open_enrollment(fan_out(self.audit_sink(), *self._extra_audit_sinks))
+            enrollment = self.open_enrollment(fan_out(self.audit_sink(), *self._extra_audit_sinks))
+            enrollment.store.ensure_account(self.username)  # the one account: count every wrong password
+            self._enrollment = enrollment
         return self._enrollment
 
     def add_audit_sink(self, sink: AuditSink) -> None:
@@ -192,12 +196,7 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
             verifier.audit = fan_out(verifier.audit, sink)
 
     def client_address(self, handler: web.RequestHandler) -> str | None:
-        """The client's address: the peer, or what a trusted proxy says it forwarded."""
-        address = getattr(handler.request.connection, "context", None)
-        peer = getattr(address, "address", None)
-        peer_ip = peer[0] if isinstance(peer, tuple) and peer else None
-        headers = handler.request.headers
-        return client_address(peer_ip, headers.get("X-Forwarded-For"), headers.get("X-Real-Ip"), self._trusted_proxies)
+        return request_client_address(handler.request, self._trusted_proxies)
 
     def password_ok(self, password: object) -> bool:
         return (
@@ -216,23 +215,18 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
         remote = self.client_address(handler)
         try:
             verifier = self.enrollment.verifier
-            account = verifier.store.get(self.username)
         except StoreError as err:
             self.log.error("2FA store unavailable: %s", err)
             return self.refusal(Verdict(Outcome.UNAVAILABLE, "store-unavailable"))
-        enrolled = account is not None and account.enrolled
-        if in_networks(remote, self._trusted_networks):
-            verdict = verifier.verify_password_only(
-                self.username, self.password_ok(password), now, "trusted-network", remote_addr=remote
-            )
-        elif not enrolled and self.password_alone_allowed(now):
-            verdict = verifier.verify_password_only(
-                self.username, self.password_ok(password), now, "optional-policy", remote_addr=remote
-            )
-        else:
-            verdict = verifier.verify(
-                self.username, otp, now, first_factor_ok=self.password_ok(password), remote_addr=remote
-            )
+        verdict = verifier.login(
+            self.username,
+            otp,
+            now,
+            first_factor_ok=self.password_ok(password),
+            remote_addr=remote,
+            trusted_network=in_networks(remote, self._trusted_networks),
+            password_alone_allowed=self.password_alone_allowed(now),
+        )
         if verdict.ok:
             return LoginResult(user=self.session_user(verdict.reason, now))
         if verdict.outcome is Outcome.NOT_ENROLLED:
@@ -247,22 +241,8 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
 
     def refusal(self, verdict: Verdict) -> LoginResult:
         """The user-facing answer to a failed attempt: one message for every wrong factor."""
-        if verdict.outcome is Outcome.LOCKED:
-            return LoginResult(
-                status=403, message=f"This account is locked after too many failed attempts. {self.help_text}"
-            )
-        if verdict.outcome is Outcome.THROTTLED:
-            wait = max(1, round(verdict.retry_after))
-            return LoginResult(
-                status=429, message=f"Too many failed attempts. Wait {wait} s and try again.", retry_after=wait
-            )
-        if verdict.outcome is Outcome.UNAVAILABLE:
-            return LoginResult(
-                status=503,
-                message="Two-factor authentication is unavailable: its store cannot be reached. "
-                "Nobody can log in until it is back. " + self.help_text,
-            )
-        return LoginResult(status=401, message="Invalid credentials: check your password and the code from your app.")
+        answer = refusal(verdict, self.help_text)
+        return LoginResult(status=answer.status, message=answer.message, retry_after=answer.retry_after)
 
     def session_user(self, factor: str, now: float) -> TwoFactorUser:
         """A new session for the account, stamped with its current epoch."""

@@ -1,0 +1,216 @@
+"""``TOTPAuthenticator``: JupyterHub's login with a TOTP code on top of any password authenticator.
+
+    c.JupyterHub.authenticator_class = "jupyter_2fa.hub.TOTPAuthenticator"
+    c.TOTPAuthenticator.inner_authenticator_class = "pam"   # or "shared-password", "native", "ldap", a class
+
+The class JupyterHub instantiates is built on the inner authenticator (``TOTPAuthenticator`` first, the inner
+class after it), so the inner class's own settings (``c.PAMAuthenticator.…``), its allow/admin/group rules and
+its extra pages all keep working, and ``c.TOTPAuthenticator.…`` / ``c.TwoFactorConfig.…`` configure 2FA.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from jupyterhub.auth import Authenticator, PAMAuthenticator
+from jupyterhub.traitlets import EntryPointType
+from jupyterhub.utils import maybe_future
+from tornado import web
+from traitlets import Bool, default
+
+from ..config import TwoFactorConfig
+from ..core import Enrollment, Keyring, Outcome, StoreError, Verdict
+from ..core.audit import AuditSink, fan_out
+from ..core.network import in_networks, parse_networks
+from ..events import event_logger_sink
+from ..messages import refusal
+from ..web import request_client_address
+
+CRYPT_KEY_INFO = b"jupyter-2fa TOTP secrets"
+
+
+def fernet_keys_from_crypt_key(value: str) -> list[bytes]:
+    """Fernet keys derived (HKDF-SHA256) from ``JUPYTERHUB_CRYPT_KEY``'s keys, so 2FA never reuses them as is."""
+    keys = []
+    for part in value.replace(",", ";").split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            raw = bytes.fromhex(part) if len(part) == 64 else base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        except ValueError:
+            raise ValueError("JUPYTERHUB_CRYPT_KEY must hold 32-byte keys, hex or base64") from None
+        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=CRYPT_KEY_INFO).derive(raw)
+        keys.append(base64.urlsafe_b64encode(derived))
+    return keys
+
+
+class TOTPAuthenticator(Authenticator, TwoFactorConfig):
+    """Adds the second factor (TOTP or recovery code in the login form's ``otp`` field) to a password
+    authenticator chosen with ``inner_authenticator_class``."""
+
+    inner_authenticator_class = EntryPointType(
+        default_value=PAMAuthenticator,
+        klass=Authenticator,
+        entry_point_group="jupyterhub.authenticators",
+        config=True,
+        help="""The password authenticator whose login gets the second factor: any name or class that
+        ``c.JupyterHub.authenticator_class`` accepts ("pam", "shared-password", "dummy", "native", "ldap",
+        or "package.module.Class"). Its settings stay in its own section (``c.PAMAuthenticator.…``) and its
+        allow/admin/group rules keep applying. Default "pam".
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @default("request_otp")
+    def _request_otp_default(self) -> bool:
+        return True
+
+    @default("otp_prompt")
+    def _otp_prompt_default(self) -> str:
+        return "Code from your authenticator app (or a recovery code):"
+
+    @default("db_url")
+    def _db_url_default(self) -> str:
+        return f"sqlite:///{Path(os.getcwd()) / 'jupyter_2fa.sqlite'}"
+
+    @default("key_file")
+    def _key_file_default(self) -> str:
+        return str(Path(os.getcwd()) / "jupyter_2fa.key")
+
+    @default("trusted_proxies")
+    def _trusted_proxies_default(self) -> list[str]:
+        return ["127.0.0.1/32", "::1/128"]  # configurable-http-proxy beside the hub
+
+    use_crypt_key = Bool(
+        True,
+        config=True,
+        help="""Derive the keys that encrypt TOTP secrets from ``JUPYTERHUB_CRYPT_KEY`` when it is set and the
+        ``keys_env_var`` variable is not (HKDF, so the hub's own keys are never used as they are). Default
+        True. Rotating the crypt key then needs ``jupyter 2fa rotate-key`` with old and new keys listed.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> TOTPAuthenticator:
+        if cls is TOTPAuthenticator:
+            cls = combined_class(resolve_inner(kwargs))
+        return super().__new__(cls)  # type: ignore[no-any-return]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._enrollment: Enrollment | None = None
+        self._extra_audit_sinks: list[AuditSink] = []
+        self._trusted_networks = parse_networks(self.trusted_networks)
+        self._trusted_proxies = parse_networks(self.trusted_proxies)
+        parent = kwargs.get("parent")
+        event_logger = getattr(parent, "event_logger", None)
+        if event_logger is not None:
+            self._extra_audit_sinks.append(event_logger_sink(event_logger))
+
+    # -- the core ------------------------------------------------------------------------------------------
+
+    def keyring(self) -> Keyring:
+        crypt_key = os.environ.get("JUPYTERHUB_CRYPT_KEY", "")
+        if self.use_crypt_key and crypt_key.strip() and not os.environ.get(self.keys_env_var, "").strip():
+            return Keyring(fernet_keys_from_crypt_key(crypt_key), "$JUPYTERHUB_CRYPT_KEY")
+        return super().keyring()
+
+    @property
+    def enrollment(self) -> Enrollment:
+        if self._enrollment is None:
+            self._enrollment = self.open_enrollment(fan_out(self.audit_sink(), *self._extra_audit_sinks))
+        return self._enrollment
+
+    def client_address(self, handler: web.RequestHandler) -> str | None:
+        return request_client_address(handler.request, self._trusted_proxies)
+
+    def refuse(self, verdict: Verdict) -> web.HTTPError:
+        """An error the stock login form shows as its message (JupyterHub renders it in place)."""
+        answer = refusal(verdict, self.help_text, invalid="Invalid username, password or code")
+        return web.HTTPError(answer.status, answer.message)
+
+    # -- logging in ----------------------------------------------------------------------------------------
+
+    async def authenticate(self, handler: web.RequestHandler, data: dict[str, Any]) -> Any:
+        """The inner authenticator checks the password; then the second factor is checked for that user."""
+        now = time.time()
+        typed = self.normalize_username(str(data.get("username", "")))
+        result = await self.check_password(handler, data)
+        username = result.get("name", typed) if isinstance(result, dict) else (result or typed)
+        remote = self.client_address(handler)
+        try:
+            verifier = self.enrollment.verifier
+        except StoreError as err:
+            self.log.error("2FA store unavailable: %s", err)
+            raise self.refuse(Verdict(Outcome.UNAVAILABLE, "store-unavailable")) from None
+        verdict = verifier.login(
+            username,
+            data.get("otp", ""),
+            now,
+            first_factor_ok=result is not None,
+            remote_addr=remote,
+            trusted_network=in_networks(remote, self._trusted_networks),
+            password_alone_allowed=self.password_alone_allowed(now),
+        )
+        if verdict.ok:
+            return result
+        if verdict.outcome is Outcome.NOT_ENROLLED:
+            raise web.HTTPError(403, self.enroll_hint(handler))
+        if verdict.outcome is Outcome.INVALID:
+            return None  # the stock "Invalid username or password", whichever factor was wrong
+        raise self.refuse(verdict)
+
+    async def check_password(self, handler: web.RequestHandler, data: dict[str, Any]) -> Any:
+        """The inner authenticator's verdict on username and password alone (a name, a dict, or None)."""
+        return await maybe_future(super().authenticate(handler, data))
+
+    def enroll_hint(self, handler: web.RequestHandler) -> str:
+        if self.enrollment_policy == "cli-only":
+            return f"No authenticator device is linked to this account yet. {self.help_text}"
+        url = f"{handler.hub.base_url}2fa/enroll"  # type: ignore[attr-defined]
+        return f"No authenticator device is linked to this account yet. Link one at {url}, then log in with its code."
+
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        from .handlers import handlers
+
+        return [*super().get_handlers(app), *handlers()]
+
+    def delete_user(self, user: Any) -> None:
+        """A user deleted from the hub loses their device link too."""
+        super().delete_user(user)
+        try:
+            self.enrollment.reset(user.name, time.time())
+        except StoreError as err:
+            self.log.error("2FA store unavailable while deleting %s: %s", user.name, err)
+
+
+def resolve_inner(kwargs: dict[str, Any]) -> type[Authenticator]:
+    """The inner authenticator class named by the configuration the hub passes in."""
+    config = kwargs.get("config") or getattr(kwargs.get("parent"), "config", None)
+    value: Any = "pam"
+    if config is not None:
+        for section in ("TOTPAuthenticator", "TwoFactorConfig"):
+            if "inner_authenticator_class" in config.get(section, {}):
+                value = config[section]["inner_authenticator_class"]
+                break
+    trait = TOTPAuthenticator.class_traits()["inner_authenticator_class"]
+    inner = trait.validate(None, value)
+    if issubclass(inner, TOTPAuthenticator):
+        raise ValueError("TOTPAuthenticator.inner_authenticator_class must be a password authenticator")
+    return inner  # type: ignore[no-any-return]
+
+
+@cache
+def combined_class(inner: type[Authenticator]) -> type[TOTPAuthenticator]:
+    """``TOTPAuthenticator`` layered over ``inner``: 2FA first in the MRO, the inner class's rules after."""
+    return type(f"TOTP{inner.__name__}", (TOTPAuthenticator, inner), {"__module__": __name__})

@@ -1,0 +1,37 @@
+"""What users are told when a login or enrollment is refused: the same words on every front-end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .core import Outcome, Verdict
+
+INVALID = "Invalid credentials: check your password and the code from your app."
+CLI_ONLY = "Devices are linked in a terminal here: run `jupyter 2fa enroll`."
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    message: str
+    retry_after: float = 0.0
+
+
+def refusal(verdict: Verdict, help_text: str, invalid: str = INVALID) -> Refusal:
+    """The answer to a failed attempt: one message for every wrong factor, a clear one for the rest.
+
+    >>> refusal(Verdict(Outcome.INVALID, "replayed-code"), "Call us.").status
+    401
+    """
+    if verdict.outcome is Outcome.LOCKED:
+        return Refusal(403, f"This account is locked after too many failed attempts. {help_text}")
+    if verdict.outcome is Outcome.THROTTLED:
+        wait = max(1, round(verdict.retry_after))
+        return Refusal(429, f"Too many failed attempts. Wait {wait} s and try again.", wait)
+    if verdict.outcome is Outcome.UNAVAILABLE:
+        return Refusal(
+            503,
+            "Two-factor authentication is unavailable: its store cannot be reached. "
+            f"Nobody can log in until it is back. {help_text}",
+        )
+    return Refusal(401, invalid)
