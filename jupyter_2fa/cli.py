@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -63,10 +64,23 @@ class TwoFactorCommand(JupyterApp):
         return getpass.getuser()
 
     def two_factor(self) -> TwoFactorConfig:
+        """The shared settings; with a hub's config file, exactly what the hub's TOTPAuthenticator uses."""
         try:
+            if "JupyterHub" in self.config or "TOTPAuthenticator" in self.config:
+                return self.hub_settings()
             return TwoFactorConfig(parent=self)
         except TraitError as err:
             self.fail(str(err), USAGE_ERROR)
+
+    def hub_settings(self) -> TwoFactorConfig:
+        try:
+            from .hub import TOTPAuthenticator
+        except ImportError:
+            self.fail("this is a JupyterHub configuration; install jupyter-2fa[hub] to use it")
+        if self.config_file:
+            # The hub keeps its store beside where it runs, normally the config file's folder.
+            os.chdir(Path(self.config_file).resolve().parent)
+        return TOTPAuthenticator(config=self.config, log=self.log)
 
     def load_config_file(self, suppress_errors: bool = True) -> None:  # type: ignore[override]
         # jupyter_core silently ignores a missing --config file; here that would mean the wrong store.
