@@ -8,6 +8,12 @@
 # editable mode with EXTRAS, and puts .venv/bin first on PATH (so tests and demos that start
 # `jupyter-2fa`, `jupyter` or `python` as subprocesses get the project's copies). The install is skipped
 # when a stamp file for the same EXTRAS is newer than pyproject.toml, so a second run costs nothing.
+#
+# It also installs the Node tools of package.json (configurable-http-proxy, the proxy the JupyterHub tests in
+# tests/hub start) into node_modules with `npm ci`, exactly as package-lock.json pins them, and puts
+# node_modules/.bin on PATH. That runs when the proxy is missing or package-lock.json is newer than its stamp.
+# Without npm it only warns (`./scripts/lab` needs no Node; the hub tests then skip, or fail under CI=true;
+# .ci/run installs Debian's nodejs and npm).
 
 JUPYTER_2FA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JUPYTER_2FA_VENV="${JUPYTER_2FA_ROOT}/.venv"
@@ -31,10 +37,34 @@ ensure_venv() {
             "${python}" -m pip install --quiet --editable "${JUPYTER_2FA_ROOT}[${extras}]"
         touch "${stamp}"
     fi
+    ensure_node_tools
 
     export VIRTUAL_ENV="${JUPYTER_2FA_VENV}"
+    case ":${PATH}:" in
+        *":${JUPYTER_2FA_ROOT}/node_modules/.bin:"*) ;;
+        *) export PATH="${JUPYTER_2FA_ROOT}/node_modules/.bin:${PATH}" ;;
+    esac
     case ":${PATH}:" in
         *":${JUPYTER_2FA_VENV}/bin:"*) ;;
         *) export PATH="${JUPYTER_2FA_VENV}/bin:${PATH}" ;;
     esac
+}
+
+ensure_node_tools() {
+    local modules="${JUPYTER_2FA_ROOT}/node_modules"
+    local lock="${JUPYTER_2FA_ROOT}/package-lock.json"
+    local stamp="${modules}/.jupyter-2fa-npm-installed"
+
+    if [[ -x "${modules}/.bin/configurable-http-proxy" && -f "${stamp}" && ! "${lock}" -nt "${stamp}" ]]; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "warning: npm not found, so configurable-http-proxy is not installed and the JupyterHub tests" \
+            "(tests/hub) cannot run; install the Debian packages 'nodejs npm' (.ci/run does)" >&2
+        return 0
+    fi
+    echo "Installing the Node tools of package-lock.json into ${modules} (npm ci) ..." >&2
+    # npm ci deletes node_modules and installs exactly the lock file; it never rewrites the lock.
+    (cd "${JUPYTER_2FA_ROOT}" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+    touch "${stamp}"
 }
