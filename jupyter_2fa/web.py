@@ -2,10 +2,62 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader
+
 from .core.network import Network, client_address
+
+TEMPLATES = Path(__file__).parent / "server" / "templates"
+PENDING_COOKIE = "jupyter-2fa-enrollment"  # which browser started a pending enrollment (only it may cancel)
+MAX_BODY_BYTES = 64 * 1024
+MAX_FIELD_CHARS = 1024
+
+
+class BadInput(Exception):
+    """The request itself is malformed: answered 400/413 before anything is checked or changed."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_field(name: str, value: str) -> str:
+    """Refuse what no password or code contains, before it is checked (and counted as a failure)."""
+    if len(value) > MAX_FIELD_CHARS:
+        raise BadInput(f"field {name!r} is too long")
+    if "\x00" in value:
+        raise BadInput(f"field {name!r} contains a NUL character")
+    return value
+
+
+def form_field(request: Any, name: str) -> str:
+    """A form field exactly as sent (tornado's get_argument would silently drop NUL and control bytes)."""
+    if len(request.body) > MAX_BODY_BYTES:
+        raise BadInput("request body too large", 413)
+    values = request.body_arguments.get(name, [])
+    if len(values) > 1:
+        raise BadInput(f"field {name!r} given more than once")
+    if not values:
+        return ""
+    try:
+        value = values[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"field {name!r} is not valid UTF-8") from None
+    return check_field(name, str(value))
+
+
+def template_env(settings: dict[str, Any]) -> Environment:
+    """The app's jinja environment with our templates first (``page.html`` and i18n stay the app's own)."""
+    env = settings.get("jupyter_2fa_jinja2_env")
+    if env is None:
+        base: Environment = settings["jinja2_env"]
+        env = base.overlay(loader=ChoiceLoader([FileSystemLoader(str(TEMPLATES)), base.loader]))  # type: ignore[list-item]
+        settings["jupyter_2fa_jinja2_env"] = env
+    return env
 
 
 def request_client_address(request: Any, trusted_proxies: Sequence[Network]) -> str | None:
@@ -19,3 +71,10 @@ def request_client_address(request: Any, trusted_proxies: Sequence[Network]) -> 
     peer_ip = peer[0] if isinstance(peer, tuple) and peer else None
     headers = request.headers
     return client_address(peer_ip, headers.get("X-Forwarded-For"), headers.get("X-Real-Ip"), trusted_proxies)
+
+
+def pending_tag(account: Any) -> str:
+    """Names an account's pending enrollment without revealing it ("" when there is none)."""
+    if account is None or account.pending_secret is None:
+        return ""
+    return hashlib.sha256(account.pending_secret.encode()).hexdigest()

@@ -9,13 +9,11 @@ The admin API needs JupyterHub's ``admin:users`` scope (an admin's token, or a s
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import time
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.handlers.base import BaseHandler
@@ -34,11 +32,8 @@ from ..core import (
     Verdict,
 )
 from ..messages import CLI_ONLY, refusal
-from ..server.paths import TEMPLATES
+from ..web import PENDING_COOKIE, BadInput, form_field, pending_tag, template_env
 from .authenticator import TOTPAuthenticator
-
-PENDING_COOKIE = "jupyter-2fa-enrollment"
-MAX_FIELD_CHARS = 1024
 
 
 class HubTwoFactorMixin:
@@ -55,24 +50,13 @@ class HubTwoFactorMixin:
         return authenticator
 
     def get_template(self, name: str) -> Any:
-        env = self.settings.get("jupyter_2fa_jinja2_env")
-        if env is None:
-            base: Environment = self.settings["jinja2_env"]
-            env = base.overlay(loader=ChoiceLoader([FileSystemLoader(str(TEMPLATES)), base.loader]))  # type: ignore[list-item]
-            self.settings["jupyter_2fa_jinja2_env"] = env
-        return env.get_template(name)
+        return template_env(self.settings).get_template(name)
 
     def field(self, name: str) -> str:
-        values = self.request.body_arguments.get(name, [])
-        if len(values) != 1:
-            return ""
         try:
-            value = values[0].decode("utf-8")
-        except UnicodeDecodeError:
-            raise web.HTTPError(400, f"field {name} is not valid UTF-8") from None
-        if len(value) > MAX_FIELD_CHARS or "\x00" in value:
-            raise web.HTTPError(400, f"field {name} is too long or contains NUL")
-        return str(value)
+            return form_field(self.request, name)
+        except BadInput as err:
+            raise web.HTTPError(err.status, str(err)) from None
 
 
 class HubEnrollPageHandler(HubTwoFactorMixin, BaseHandler):
@@ -181,13 +165,6 @@ class HubEnrollPageHandler(HubTwoFactorMixin, BaseHandler):
         self.totp.enrollment.cancel(username, time.time(), self.totp.client_address(self))
         self.clear_cookie(PENDING_COOKIE, path=self.hub.base_url)
         await self.render("start", message="The pending enrollment was cancelled. Nothing was linked.")
-
-
-def pending_tag(account: Account | None) -> str:
-    """Names the pending enrollment without revealing it: only the browser that started it may cancel it."""
-    if account is None or account.pending_secret is None:
-        return ""
-    return hashlib.sha256(account.pending_secret.encode()).hexdigest()
 
 
 # -- admin API --------------------------------------------------------------------------------------------------

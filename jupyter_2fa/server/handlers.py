@@ -5,14 +5,12 @@ Each verb reads its input, calls one method of the identity provider or the core
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import time
 from typing import Any
 from urllib.parse import quote, urlparse
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.auth.login import LoginFormHandler
 from jupyter_server.auth.logout import LogoutHandler
@@ -31,29 +29,8 @@ from ..core import (
 )
 from ..core.audit import Action
 from ..messages import CLI_ONLY
+from ..web import MAX_BODY_BYTES, PENDING_COOKIE, BadInput, check_field, form_field, pending_tag, template_env
 from .identity import LoginResult, TOTPIdentityProvider, TwoFactorUser
-from .paths import TEMPLATES
-
-PENDING_COOKIE = "jupyter-2fa-enrollment"  # which browser started the pending enrollment
-MAX_BODY_BYTES = 64 * 1024
-MAX_FIELD_CHARS = 1024
-
-
-class BadInput(Exception):
-    """The request itself is malformed: answered 400/413 before anything is checked or changed."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def check_field(name: str, value: str) -> str:
-    """Refuse what no password or code contains, before it is checked (and counted as a failure)."""
-    if len(value) > MAX_FIELD_CHARS:
-        raise BadInput(f"field {name!r} is too long")
-    if "\x00" in value:
-        raise BadInput(f"field {name!r} contains a NUL character")
-    return value
 
 
 class TwoFactorHandlerMixin:
@@ -70,28 +47,10 @@ class TwoFactorHandlerMixin:
         return provider
 
     def get_template(self, name: str) -> Any:
-        """Our templates first, then jupyter_server's (for ``page.html``), with the server's i18n setup."""
-        env = self.settings.get("jupyter_2fa_jinja2_env")
-        if env is None:
-            base: Environment = self.settings["jinja2_env"]
-            env = base.overlay(loader=ChoiceLoader([FileSystemLoader(str(TEMPLATES)), base.loader]))  # type: ignore[list-item]
-            self.settings["jupyter_2fa_jinja2_env"] = env
-        return env.get_template(name)
+        return template_env(self.settings).get_template(name)
 
     def form_field(self, name: str) -> str:
-        """A form field exactly as sent (tornado's get_argument would silently drop NUL and control bytes)."""
-        if len(self.request.body) > MAX_BODY_BYTES:
-            raise BadInput("request body too large", 413)
-        values = self.request.body_arguments.get(name, [])
-        if len(values) > 1:
-            raise BadInput(f"field {name!r} given more than once")
-        if not values:
-            return ""
-        try:
-            value = values[0].decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadInput(f"field {name!r} is not valid UTF-8") from None
-        return check_field(name, value)
+        return form_field(self.request, name)
 
     def next_url(self) -> str:
         return str(self.get_argument("next", default=self.base_url))  # type: ignore[attr-defined]
@@ -245,11 +204,8 @@ class EnrollPageHandler(TwoFactorHandlerMixin, JupyterHandler):
         self._remember_pending()
         self._render("scan", provisioning=result, svg=result.svg())
 
-    def _pending_tag(self) -> str | None:
-        account = self.gate.enrollment.store.get(self.gate.username)
-        if account is None or account.pending_secret is None:
-            return None
-        return hashlib.sha256(account.pending_secret.encode()).hexdigest()
+    def _pending_tag(self) -> str:
+        return pending_tag(self.gate.enrollment.store.get(self.gate.username))
 
     def _remember_pending(self) -> None:
         """Mark this browser as the one that started the pending enrollment: only it may cancel it."""
@@ -262,7 +218,7 @@ class EnrollPageHandler(TwoFactorHandlerMixin, JupyterHandler):
     def _cancel(self) -> None:
         tag = self._pending_tag()
         mine = self.get_secure_cookie(PENDING_COOKIE, max_age_days=1)
-        if tag is None or mine is None or not hmac.compare_digest(mine.decode(), tag):
+        if not tag or mine is None or not hmac.compare_digest(mine.decode(), tag):
             self._start_page("There is no pending enrollment started in this browser to cancel.", 409)
             return
         self.gate.enrollment.cancel(self.gate.username, time.time(), self.gate.client_address(self))
