@@ -50,13 +50,17 @@ def form_field(request: Any, name: str) -> str:
     return check_field(name, str(value))
 
 
-def template_env(settings: dict[str, Any]) -> Environment:
-    """The app's jinja environment with our templates first (``page.html`` and i18n stay the app's own)."""
-    env = settings.get("jupyter_2fa_jinja2_env")
+def template_env(settings: dict[str, Any], key: str = "jinja2_env") -> Environment:
+    """The app's jinja environment ``key`` with our templates first (``page.html`` and i18n stay the app's).
+
+    JupyterHub keeps an async and a sync environment (``jinja2_env_sync``); each gets its own overlay.
+    """
+    cache = f"jupyter_2fa_{key}"
+    env = settings.get(cache)
     if env is None:
-        base: Environment = settings["jinja2_env"]
+        base: Environment = settings[key]
         env = base.overlay(loader=ChoiceLoader([FileSystemLoader(str(TEMPLATES)), base.loader]))  # type: ignore[list-item]
-        settings["jupyter_2fa_jinja2_env"] = env
+        settings[cache] = env
     return env
 
 

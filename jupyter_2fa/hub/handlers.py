@@ -49,8 +49,8 @@ class HubTwoFactorMixin:
             raise web.HTTPError(404)
         return authenticator
 
-    def get_template(self, name: str) -> Any:
-        return template_env(self.settings).get_template(name)
+    def get_template(self, name: str, sync: bool = False) -> Any:
+        return template_env(self.settings, "jinja2_env_sync" if sync else "jinja2_env").get_template(name)
 
     def field(self, name: str) -> str:
         try:

@@ -38,10 +38,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 @pytest.fixture
 def screenshot_dir(request: pytest.FixtureRequest) -> Path:
-    """``test-output/browser/``, emptied of an earlier run's screenshots so none of them can mislead."""
+    """``test-output/browser/``, emptied once per run of an earlier run's screenshots so none can mislead."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    for old in SCREENSHOT_DIR.glob("*.png"):
-        old.unlink()
+    if _SCREENSHOTS_TAKEN not in request.config.stash:
+        for old in SCREENSHOT_DIR.glob("*.png"):
+            old.unlink()
     request.config.stash[_SCREENSHOTS_TAKEN] = SCREENSHOT_DIR
     print(f"screenshots: {SCREENSHOT_DIR}")
     return SCREENSHOT_DIR

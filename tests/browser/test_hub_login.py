@@ -1,0 +1,174 @@
+"""End to end, in a real browser: JupyterHub with ``TOTPAuthenticator`` -> link a device -> log in with 2FA -> Lab.
+
+One test walks what a hub user does: the hub's enrollment page (username and password, the QR code and key
+shown once, a code to confirm, the recovery codes), then the hub's stock login form with its code field, a
+wrong code refused with the hub's login error, and the right password with the app's next code, after which
+the hub spawns the user's server and JupyterLab's Launcher appears.
+
+The hub comes from ``tests/hub/hub_support.py`` (a real ``jupyterhub`` behind configurable-http-proxy, spawning
+``jupyterhub-singleuser`` as the test's own user). tests/hub and tests/browser are sibling folders without
+``__init__.py`` and non-root conftests may not declare ``pytest_plugins``, so ``hub_support`` is loaded by path
+(under its own name, so tests/hub/conftest.py shares the same module when both folders run) and the small
+``hub_factory`` fixture is re-created here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pyotp
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.slow
+
+HUB_SUPPORT = Path(__file__).resolve().parents[1] / "hub" / "hub_support.py"
+USERNAME = "alice"
+PASSWORD = "correct horse battery staple"  # SharedPasswordAuthenticator wants at least 8 characters
+OTP_PROMPT = "Code from your authenticator app (or a recovery code):"  # TOTPAuthenticator's otp_prompt default
+LAB_LOAD_MS = 90_000
+
+HUB_CONFIG = f"""
+c.JupyterHub.authenticator_class = "jupyter_2fa.hub.TOTPAuthenticator"
+c.TOTPAuthenticator.inner_authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = {PASSWORD!r}
+c.Authenticator.allow_all = True
+"""
+
+
+def _load_hub_support() -> ModuleType:
+    """tests/hub/hub_support.py as module ``hub_support``: the one tests/hub/conftest.py imports, if already loaded."""
+    loaded = sys.modules.get("hub_support")
+    if loaded is not None:
+        file = getattr(loaded, "__file__", None)
+        if not file or Path(file).resolve() != HUB_SUPPORT:
+            raise RuntimeError(f"a module named hub_support from {file} hides {HUB_SUPPORT}")
+        return loaded
+    spec = importlib.util.spec_from_file_location("hub_support", HUB_SUPPORT)
+    assert spec is not None and spec.loader is not None, HUB_SUPPORT
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["hub_support"] = module  # before running it: its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules["hub_support"]
+        raise
+    return module
+
+
+hub_support = _load_hub_support()
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}  # as tests/conftest.py's in_ci()
+
+
+@pytest.fixture
+def hub_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """tests/hub/conftest.py's ``hub_factory``: ``hub_factory(config_py) -> hub_support.Hub``, all stopped after."""
+    missing = None
+    if not os.access(hub_support.CHP, os.X_OK):
+        missing = f"{hub_support.CHP} not found; run `npm ci` at the repository root (scripts/test does)"
+    elif shutil.which("node") is None:
+        missing = "node not found on PATH; install the Debian packages 'nodejs npm'"
+    elif not hub_support.SINGLEUSER.is_file():
+        missing = f"{hub_support.SINGLEUSER} not found; install jupyter-2fa[test] into the venv"
+    if missing:
+        if _in_ci():
+            pytest.fail(f"{missing} (CI=true: the browser test must run, not skip)", pytrace=False)
+        pytest.skip(missing)
+    with hub_support.hub_factory_for(lambda: tmp_path_factory.mktemp("hub")) as factory:
+        yield factory
+
+
+def quiet_lab(config_dir: Path) -> None:
+    """Keep the single-user JupyterLab off the (closed) network and its news question off the screenshot.
+
+    The same settings as browser_support.write_server_config, without its 2FA identity provider: behind the hub,
+    the single-user server trusts the hub's login. The servers find this folder through ``JUPYTER_CONFIG_DIR``
+    (tests/conftest.py isolates it per test; hub_support's ``Spawner.env_keep`` passes it on).
+    """
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "jupyter_server_config.py").write_text(
+        "c = get_config()  # noqa: F821\n"
+        "c.LabApp.news_url = None\n"
+        'c.LabApp.check_for_updates_class = "jupyterlab.handlers.announcements.NeverCheckForUpdate"\n'
+    )
+    notification = config_dir / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    notification.mkdir(parents=True, exist_ok=True)
+    (notification / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+
+
+def wrong_code(key: str, now: float) -> str:
+    """A 6-digit code that no time step near ``now`` accepts (the verifier's window is a step or two)."""
+    totp = pyotp.TOTP(key)
+    near = {totp.at(now + offset) for offset in range(-150, 151, 30)}
+    return next(code for code in (f"{n:06d}" for n in range(123456, 10**6)) if code not in near)
+
+
+def test_enroll_then_log_in_to_the_hub(page: Page, hub_factory: Any, screenshot_dir: Path) -> None:
+    quiet_lab(Path(os.environ["JUPYTER_CONFIG_DIR"]))
+    hub = hub_factory(HUB_CONFIG)
+    try:
+        _walk_through(page, hub.url, screenshot_dir)
+    except BaseException:
+        with contextlib.suppress(Exception):  # never hide the real failure behind a broken browser
+            page.screenshot(path=screenshot_dir / "hub-failure.png", full_page=True)
+        raise
+
+
+def _walk_through(page: Page, url: str, shots: Path) -> None:
+    # 1. The hub's enrollment page: username and password, then the QR code and key, once.
+    page.goto(f"{url}/hub/2fa/enroll")
+    page.fill("#username_input", USERNAME)
+    page.fill("#password_input", PASSWORD)
+    page.click("#enroll_start")
+    expect(page.locator("#enroll_qr svg"), "no QR code after the enrollment page's Continue").to_be_visible()
+    key = page.locator("#manual_key").inner_text().replace(" ", "")
+    assert re.fullmatch(r"[A-Z2-7]{16,}", key), key
+    page.screenshot(path=shots / "hub-enroll-qr.png", full_page=True)
+
+    page.fill("#code_input", pyotp.TOTP(key).now())
+    page.click("#enroll_confirm")
+    expect(page.locator("#enroll_done")).to_be_visible()
+    codes = page.locator("#recovery_codes li")
+    expect(codes).to_have_count(10)
+    assert all(re.fullmatch(r"[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}", code) for code in codes.all_inner_texts())
+    page.screenshot(path=shots / "hub-recovery-codes.png", full_page=True)
+
+    # 2. The hub's stock login form asks for the code too (TOTPAuthenticator turns request_otp on).
+    page.goto(f"{url}/hub/login")
+    expect(page.locator("label[for=otp_input]")).to_have_text(OTP_PROMPT)
+    expect(page.locator("#otp_input")).to_be_visible()
+    page.screenshot(path=shots / "hub-login.png", full_page=True)
+
+    # 3. The right password with a wrong code: the hub's login error, on the login form again.
+    page.fill("#username_input", USERNAME)
+    page.fill("#password_input", PASSWORD)
+    page.fill("#otp_input", wrong_code(key, time.time()))
+    page.click("#login_submit")
+    expect(page.locator(".login_error")).to_have_text("Invalid username or password")
+    expect(page).to_have_url(re.compile(r"/hub/login"))
+    page.screenshot(path=shots / "hub-login-error.png", full_page=True)
+
+    # 4. Password and the app's next code (confirming spent the current step): the hub spawns alice's server.
+    page.fill("#username_input", USERNAME)
+    page.fill("#password_input", PASSWORD)
+    page.fill("#otp_input", pyotp.TOTP(key).at(time.time() + 30))
+    page.click("#login_submit")
+    expect(page.locator(".jp-Launcher")).to_be_visible(timeout=LAB_LOAD_MS)
+    expect(page).to_have_url(re.compile(rf"/user/{USERNAME}/lab"))
+    page.screenshot(path=shots / "hub-lab.png")
