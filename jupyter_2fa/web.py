@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -82,3 +83,43 @@ def pending_tag(account: Any) -> str:
     if account is None or account.pending_secret is None:
         return ""
     return hashlib.sha256(account.pending_secret.encode()).hexdigest()
+
+
+def json_fields(body: bytes, *names: str) -> dict[str, str]:
+    """The named string fields of a JSON object body (missing ones are ""); anything else is BadInput."""
+    if len(body) > MAX_BODY_BYTES:
+        raise BadInput("request body too large", 413)
+    try:
+        data = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise BadInput("the body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise BadInput("the body must be a JSON object")
+    fields = {}
+    for name in names:
+        value = data.get(name, "")
+        if not isinstance(value, str):
+            raise BadInput(f"field {name!r} must be a string")
+        fields[name] = check_field(name, value)
+    return fields
+
+
+def account_status(account: Any, lockout_threshold: int) -> dict[str, Any]:
+    """The part of ``GET status`` that describes the account (the gate and the hub add session fields)."""
+    return {
+        "enrolled": bool(account and account.enrolled),
+        "pending": bool(account and account.pending_secret),
+        "recovery_codes_left": account.recovery_codes_left if account else 0,
+        "locked": bool(account and account.failures >= lockout_threshold),
+    }
+
+
+def provisioning_model(provisioning: Any, expires_at: float | None) -> dict[str, Any]:
+    """The one-time answer to ``POST enrollment`` / ``POST relink``."""
+    return {
+        "otpauth_uri": provisioning.uri,
+        "secret": provisioning.secret,
+        "manual_key": provisioning.manual_key,
+        "qr_svg": provisioning.svg(),
+        "expires_at": expires_at,
+    }

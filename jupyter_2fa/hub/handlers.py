@@ -9,6 +9,7 @@ The admin API needs JupyterHub's ``admin:users`` scope (an admin's token, or a s
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import time
@@ -31,8 +32,18 @@ from ..core import (
     StoreError,
     Verdict,
 )
+from ..core.audit import Action
 from ..messages import CLI_ONLY, refusal
-from ..web import PENDING_COOKIE, BadInput, form_field, pending_tag, template_env
+from ..web import (
+    PENDING_COOKIE,
+    BadInput,
+    account_status,
+    form_field,
+    json_fields,
+    pending_tag,
+    provisioning_model,
+    template_env,
+)
 from .authenticator import TOTPAuthenticator
 
 
@@ -167,6 +178,185 @@ class HubEnrollPageHandler(HubTwoFactorMixin, BaseHandler):
         await self.render("start", message="The pending enrollment was cancelled. Nothing was linked.")
 
 
+# -- the user's JSON API (same paths and bodies as the gate's) -------------------------------------------------
+
+
+class HubUserAPIHandler(HubTwoFactorMixin, APIHandler):
+    """Acts on the caller's own account, identified by their credentials (HTTP Basic, checked by the inner
+    authenticator and throttled) or their hub login cookie; never by an API token, which a single-user
+    server also holds."""
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Cache-Control", "no-store")
+
+    def reply(self, status: int, payload: Any) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload))
+
+    def fields(self, *names: str) -> dict[str, str]:
+        try:
+            return json_fields(self.request.body, *names)
+        except BadInput as err:
+            raise web.HTTPError(err.status, str(err)) from None
+
+    def refused(self, verdict: Verdict) -> web.HTTPError:
+        answer = refusal(verdict, self.totp.help_text, invalid="Invalid username, password or code")
+        if answer.retry_after:
+            self.set_header("Retry-After", str(int(answer.retry_after)))
+        return web.HTTPError(403 if answer.status == 401 else answer.status, answer.message)
+
+    async def account_name(self) -> str:
+        header = self.request.headers.get("Authorization", "")
+        if header[:6].lower() == "basic ":
+            try:
+                username, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
+            except (ValueError, UnicodeDecodeError):
+                raise web.HTTPError(400, "malformed Basic credentials") from None
+            return await self.password_holder(username, password)
+        if getattr(self, "_token_authenticated", False):
+            raise web.HTTPError(403, "use your own credentials (Basic or the hub login), not an API token")
+        user = self.current_user
+        if user is None:
+            raise web.HTTPError(403, "log in to the hub or send Basic credentials")
+        return str(user.name)
+
+    async def password_holder(self, username: str, password: str) -> str:
+        """The account whose password this is (inner authenticator), counted by the throttle."""
+        name = self.totp.normalize_username(username)
+        result = await self.totp.check_password(self, {"username": name, "password": password})
+        name = result.get("name", name) if isinstance(result, dict) else (result or name)
+        verdict = self.totp.enrollment.verifier.verify_password_only(
+            name,
+            result is not None,
+            time.time(),
+            "api",
+            remote_addr=self.totp.client_address(self),
+            action=Action.PASSWORD_CHECK,
+        )
+        if not verdict.ok:
+            raise self.refused(verdict)
+        return str(name)
+
+    async def run(self, work: Any) -> None:
+        try:
+            await work()
+        except StoreError:
+            raise self.refused(Verdict(Outcome.UNAVAILABLE, "store-unavailable")) from None
+
+
+class HubStatusAPIHandler(HubUserAPIHandler):
+    async def get(self) -> None:
+        await self.run(self._status)
+
+    async def _status(self) -> None:
+        name = await self.account_name()
+        enrollment = self.totp.enrollment
+        account = enrollment.store.get(name)
+        self.reply(
+            200,
+            {
+                "username": name,
+                **account_status(account, enrollment.settings.throttle.lockout_threshold),
+                "policy": self.totp.enrollment_policy,
+                "optional_until": self.totp.optional_until or None,
+            },
+        )
+
+
+class HubLinkingAPIHandler(HubUserAPIHandler):
+    async def reveal(self, name: str, password: str, otp: str) -> None:
+        if self.totp.enrollment_policy == "cli-only":
+            raise web.HTTPError(403, CLI_ONLY)
+        result = await self.totp.check_password(self, {"username": name, "password": password})
+        try:
+            provisioning = self.totp.enrollment.start(
+                name,
+                time.time(),
+                first_factor_ok=result is not None,
+                code=otp,
+                remote_addr=self.totp.client_address(self),
+            )
+        except CodeRejected as err:
+            raise self.refused(err.verdict) from None
+        except EnrollmentError as err:
+            raise web.HTTPError(409, str(err)) from None
+        account = self.totp.enrollment.store.get(name)
+        self.reply(201, provisioning_model(provisioning, account.pending_expires_at if account else None))
+
+
+class HubEnrollmentAPIHandler(HubLinkingAPIHandler):
+    async def post(self) -> None:
+        await self.run(self._begin)
+
+    async def _begin(self) -> None:
+        name = await self.account_name()
+        fields = self.fields("password")
+        account = self.totp.enrollment.store.get(name)
+        if account is not None and account.enrolled:
+            raise web.HTTPError(409, "A device is already linked; use relink with your current code.")
+        await self.reveal(name, fields["password"], "")
+
+    async def delete(self) -> None:
+        await self.run(self._cancel)
+
+    async def _cancel(self) -> None:
+        name = await self.account_name()
+        if not self.totp.enrollment.cancel(name, time.time(), self.totp.client_address(self)):
+            raise web.HTTPError(404, "There is no pending enrollment.")
+        self.set_status(204)
+        self.finish()
+
+
+class HubRelinkAPIHandler(HubLinkingAPIHandler):
+    async def post(self) -> None:
+        await self.run(self._relink)
+
+    async def _relink(self) -> None:
+        name = await self.account_name()
+        fields = self.fields("password", "otp")
+        account = self.totp.enrollment.store.get(name)
+        if account is None or not account.enrolled:
+            raise web.HTTPError(409, "No device is linked yet; use enrollment instead.")
+        await self.reveal(name, fields["password"], fields["otp"])
+
+
+class HubConfirmAPIHandler(HubUserAPIHandler):
+    async def post(self) -> None:
+        await self.run(self._confirm)
+
+    async def _confirm(self) -> None:
+        name = await self.account_name()
+        code = self.fields("code")["code"]
+        try:
+            codes = self.totp.enrollment.confirm(name, code, time.time(), self.totp.client_address(self))
+        except CodeRejected as err:
+            raise self.refused(err.verdict) from None
+        except NoPendingEnrollment as err:
+            raise web.HTTPError(409, str(err)) from None
+        self.reply(200, {"recovery_codes": codes})
+
+
+class HubRecoveryCodesAPIHandler(HubUserAPIHandler):
+    async def post(self) -> None:
+        await self.run(self._regenerate)
+
+    async def _regenerate(self) -> None:
+        name = await self.account_name()
+        fields = self.fields("password", "otp")
+        result = await self.totp.check_password(self, {"username": name, "password": fields["password"]})
+        try:
+            codes = self.totp.enrollment.regenerate_recovery_codes(
+                name, fields["otp"], time.time(), self.totp.client_address(self), first_factor_ok=result is not None
+            )
+        except CodeRejected as err:
+            raise self.refused(err.verdict) from None
+        except EnrollmentError as err:
+            raise web.HTTPError(409, str(err)) from None
+        self.reply(200, {"recovery_codes": codes})
+
+
 # -- admin API --------------------------------------------------------------------------------------------------
 
 
@@ -246,6 +436,11 @@ def revoke_hub_sessions(db: Any, user_name: str) -> None:
 def handlers() -> list[tuple[str, Any]]:
     return [
         (r"/2fa/enroll", HubEnrollPageHandler),
+        (r"/2fa/api/status", HubStatusAPIHandler),
+        (r"/2fa/api/enrollment", HubEnrollmentAPIHandler),
+        (r"/2fa/api/enrollment/confirm", HubConfirmAPIHandler),
+        (r"/2fa/api/relink", HubRelinkAPIHandler),
+        (r"/2fa/api/recovery-codes", HubRecoveryCodesAPIHandler),
         (r"/2fa/api/users", UsersAPIHandler),
         (r"/2fa/api/users/([^/]+)", UserAPIHandler),
         (r"/2fa/api/users/([^/]+)/unlock", UnlockAPIHandler),

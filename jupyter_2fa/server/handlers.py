@@ -29,7 +29,16 @@ from ..core import (
 )
 from ..core.audit import Action
 from ..messages import CLI_ONLY
-from ..web import MAX_BODY_BYTES, PENDING_COOKIE, BadInput, check_field, form_field, pending_tag, template_env
+from ..web import (
+    PENDING_COOKIE,
+    BadInput,
+    account_status,
+    form_field,
+    json_fields,
+    pending_tag,
+    provisioning_model,
+    template_env,
+)
 from .identity import LoginResult, TOTPIdentityProvider, TwoFactorUser
 
 
@@ -279,22 +288,7 @@ class TwoFactorAPIHandler(TwoFactorHandlerMixin, APIHandler):
         self.set_header("Cache-Control", "no-store")
 
     def json_fields(self, *names: str) -> dict[str, str]:
-        """The named string fields of a JSON object body; anything else is a 4xx."""
-        if len(self.request.body) > MAX_BODY_BYTES:
-            raise BadInput("request body too large", 413)
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise BadInput("the body must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise BadInput("the body must be a JSON object")
-        fields = {}
-        for name in names:
-            value = body.get(name, "")
-            if not isinstance(value, str):
-                raise BadInput(f"field {name!r} must be a string")
-            fields[name] = check_field(name, value)
-        return fields
+        return json_fields(self.request.body, *names)
 
     def reply(self, status: int, payload: dict[str, Any]) -> None:
         self.set_status(status)
@@ -307,16 +301,7 @@ class TwoFactorAPIHandler(TwoFactorHandlerMixin, APIHandler):
         self.reply(status, {"message": result.message})
 
     def provisioning_reply(self, provisioning: Provisioning, expires_at: float | None) -> None:
-        self.reply(
-            201,
-            {
-                "otpauth_uri": provisioning.uri,
-                "secret": provisioning.secret,
-                "manual_key": provisioning.manual_key,
-                "qr_svg": provisioning.svg(),
-                "expires_at": expires_at,
-            },
-        )
+        self.reply(201, provisioning_model(provisioning, expires_at))
 
     def guarded(self, work: Any) -> None:
         try:
@@ -341,10 +326,7 @@ class StatusAPIHandler(TwoFactorAPIHandler):
             200,
             {
                 "username": gate.username,
-                "enrolled": bool(account and account.enrolled),
-                "pending": bool(account and account.pending_secret),
-                "recovery_codes_left": account.recovery_codes_left if account else 0,
-                "locked": bool(account and policy.is_locked(account.failures)),
+                **account_status(account, policy.lockout_threshold),
                 "policy": gate.enrollment_policy,
                 "optional_until": gate.optional_until or None,
                 "session_factor": getattr(user, "factor", None),

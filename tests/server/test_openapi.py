@@ -24,6 +24,7 @@ from gate_support import PASSWORD, WRONG_PASSWORD, Browser, json_body
 from tornado import web
 from tornado.httpclient import HTTPResponse
 
+import jupyter_2fa.web
 from jupyter_2fa.server import handlers as handlers_module
 from jupyter_2fa.server.handlers import TwoFactorAPIHandler, handlers
 from jupyter_2fa.server.paths import OPENAPI
@@ -159,11 +160,16 @@ def fields_read(cls: type) -> set[str]:
 
 
 def fields_returned() -> set[str]:
-    """Every key of every JSON object the API handlers reply with, as written in handlers.py."""
+    """Every key of every JSON object the API handlers reply with, as written in handlers.py, plus the keys of
+    the reply models they build with jupyter_2fa.web (account_status, provisioning_model)."""
     names: set[str] = set()
     for call in _calls(inspect.getsource(handlers_module), "reply"):
         for arg in call.args[1:]:
             names |= _dict_keys(arg)
+    for model in (jupyter_2fa.web.account_status, jupyter_2fa.web.provisioning_model):
+        for node in ast.walk(ast.parse(inspect.getsource(model))):
+            if isinstance(node, ast.Return) and node.value is not None:
+                names |= _dict_keys(node.value)
     return names
 
 
