@@ -12,7 +12,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 
 from .core.network import Network, client_address
 
-TEMPLATES = Path(__file__).parent / "server" / "templates"
+TEMPLATES = Path(__file__).parent / "templates"
 PENDING_COOKIE = "jupyter-2fa-enrollment"  # which browser started a pending enrollment (only it may cancel)
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELD_CHARS = 1024

@@ -34,6 +34,7 @@ from ..messages import refusal
 from ..web import request_client_address
 
 CRYPT_KEY_INFO = b"jupyter-2fa TOTP secrets"
+NAV_TEMPLATES = str(Path(__file__).parent / "nav")
 
 
 def fernet_keys_from_crypt_key(value: str) -> list[bytes]:
@@ -113,6 +114,9 @@ class TOTPAuthenticator(Authenticator, TwoFactorConfig):
         self._trusted_networks = parse_networks(self.trusted_networks)
         self._trusted_proxies = parse_networks(self.trusted_proxies)
         parent = kwargs.get("parent")
+        template_paths = getattr(parent, "template_paths", None)
+        if isinstance(template_paths, list) and NAV_TEMPLATES not in template_paths:
+            template_paths.insert(0, NAV_TEMPLATES)  # the nav bar's "2FA" link for admins
         event_logger = getattr(parent, "event_logger", None)
         if event_logger is not None:
             self._extra_audit_sinks.append(event_logger_sink(event_logger))

@@ -422,6 +422,47 @@ class UnlockAPIHandler(AdminAPIHandler):
         self.reply(200, account_model(enrollment.store.get(user_name), enrollment.settings.throttle.lockout_threshold))
 
 
+class AdminPageHandler(HubTwoFactorMixin, BaseHandler):
+    """``/hub/2fa/admin``: every account's state, with Reset and Unlock (linked from the hub's nav bar)."""
+
+    @web.authenticated
+    @needs_scope("admin:users")
+    async def get(self, message: str = "") -> None:
+        enrollment = self.totp.enrollment
+        threshold = enrollment.settings.throttle.lockout_threshold
+        accounts = []
+        for account in enrollment.store.all_accounts():
+            model = account_model(account, threshold)
+            model["activated"] = (
+                time.strftime("%Y-%m-%d %H:%M", time.gmtime(account.activated_at)) if account.activated_at else ""
+            )
+            accounts.append(model)
+        html = await maybe_future(
+            self.render_template(
+                "hub_2fa_admin.html",
+                accounts=accounts,
+                policy=self.totp.enrollment_policy,
+                message=message,
+                xsrf=self.xsrf_token.decode("ascii"),
+            )
+        )
+        self.finish(html)
+
+    @web.authenticated
+    @needs_scope("admin:users")
+    async def post(self) -> None:
+        action, name = self.field("action"), self.field("name")
+        enrollment = self.totp.enrollment
+        if action == "reset" and enrollment.reset(name, time.time()):
+            revoke_hub_sessions(self.db, name)
+            message = f"Reset {name}: their device is unlinked and their hub sessions ended."
+        elif action == "unlock" and enrollment.unlock(name, time.time()):
+            message = f"Unlocked {name}."
+        else:
+            raise web.HTTPError(400, "unknown action or user")
+        await self.get(message)
+
+
 def revoke_hub_sessions(db: Any, user_name: str) -> None:
     """End a user's browser sessions: a new cookie id voids hub cookies; session-bound tokens are deleted."""
     user = db.query(orm.User).filter(orm.User.name == user_name).first()
@@ -436,6 +477,7 @@ def revoke_hub_sessions(db: Any, user_name: str) -> None:
 def handlers() -> list[tuple[str, Any]]:
     return [
         (r"/2fa/enroll", HubEnrollPageHandler),
+        (r"/2fa/admin", AdminPageHandler),
         (r"/2fa/api/status", HubStatusAPIHandler),
         (r"/2fa/api/enrollment", HubEnrollmentAPIHandler),
         (r"/2fa/api/enrollment/confirm", HubConfirmAPIHandler),

@@ -3,5 +3,5 @@
 from pathlib import Path
 
 HERE = Path(__file__).parent
-TEMPLATES = HERE / "templates"
+TEMPLATES = HERE.parent / "templates"
 OPENAPI = HERE / "openapi.yaml"
