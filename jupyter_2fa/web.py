@@ -10,10 +10,11 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 
-from .core.network import Network, client_address
+from .core.network import Network, client_address, in_networks, parse_networks
 
 TEMPLATES = Path(__file__).parent / "templates"
 PENDING_COOKIE = "jupyter-2fa-enrollment"  # which browser started a pending enrollment (only it may cancel)
+LOOPBACK = parse_networks(["127.0.0.0/8", "::1/128"])
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELD_CHARS = 1024
 
@@ -65,17 +66,24 @@ def template_env(settings: dict[str, Any], key: str = "jinja2_env") -> Environme
     return env
 
 
-def request_client_address(request: Any, trusted_proxies: Sequence[Network]) -> str | None:
+def request_client_address(
+    request: Any, trusted_proxies: Sequence[Network], *, loopback_proxy: bool = False
+) -> str | None:
     """The client of a ``tornado.httputil.HTTPServerRequest``.
 
     The connection's peer comes from the connection context, not ``request.remote_ip``: with tornado's
     ``xheaders`` (as JupyterHub runs) ``remote_ip`` is whatever the client put in ``X-Real-Ip``.
+    ``loopback_proxy``: a peer on loopback is a proxy that appends the client it saw (the hub's own
+    configurable-http-proxy), even though it is not listed in ``trusted_proxies``.
     """
     context = getattr(request.connection, "context", None)
     peer = getattr(context, "address", None)
     peer_ip = peer[0] if isinstance(peer, tuple) and peer else None
     headers = request.headers
-    return client_address(peer_ip, headers.get("X-Forwarded-For"), headers.get("X-Real-Ip"), trusted_proxies)
+    first_hop = loopback_proxy and in_networks(peer_ip, LOOPBACK)
+    return client_address(
+        peer_ip, headers.get("X-Forwarded-For"), headers.get("X-Real-Ip"), trusted_proxies, first_hop_trusted=first_hop
+    )
 
 
 def pending_tag(account: Any) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import os
 import time
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,15 @@ def fernet_keys_from_crypt_key(value: str) -> list[bytes]:
     return keys
 
 
+@dataclass(frozen=True)
+class PasswordCheck:
+    """What the inner authenticator said: the (normalised) account name, and whether it may log in."""
+
+    name: str
+    ok: bool
+    result: Any = None
+
+
 class TOTPAuthenticator(Authenticator, TwoFactorConfig):
     """Adds the second factor (TOTP or recovery code in the login form's ``otp`` field) to a password
     authenticator chosen with ``inner_authenticator_class``."""
@@ -86,10 +96,6 @@ class TOTPAuthenticator(Authenticator, TwoFactorConfig):
     @default("key_file")
     def _key_file_default(self) -> str:
         return str(Path(os.getcwd()) / "jupyter_2fa.key")
-
-    @default("trusted_proxies")
-    def _trusted_proxies_default(self) -> list[str]:
-        return ["127.0.0.1/32", "::1/128"]  # configurable-http-proxy beside the hub
 
     use_crypt_key = Bool(
         True,
@@ -136,7 +142,9 @@ class TOTPAuthenticator(Authenticator, TwoFactorConfig):
         return self._enrollment
 
     def client_address(self, handler: web.RequestHandler) -> str | None:
-        return request_client_address(handler.request, self._trusted_proxies)
+        # configurable-http-proxy beside the hub connects from loopback and appends the client it saw to
+        # X-Forwarded-For: that right-most entry is the client (entries left of it are the client's own words).
+        return request_client_address(handler.request, self._trusted_proxies, loopback_proxy=True)
 
     def refuse(self, verdict: Verdict) -> web.HTTPError:
         """An error the stock login form shows as its message (JupyterHub renders it in place)."""
@@ -148,9 +156,8 @@ class TOTPAuthenticator(Authenticator, TwoFactorConfig):
     async def authenticate(self, handler: web.RequestHandler, data: dict[str, Any]) -> Any:
         """The inner authenticator checks the password; then the second factor is checked for that user."""
         now = time.time()
-        typed = self.normalize_username(str(data.get("username", "")))
-        result = await self.check_password(handler, data)
-        username = result.get("name", typed) if isinstance(result, dict) else (result or typed)
+        check = await self.check_password(handler, str(data.get("username", "")), str(data.get("password", "")))
+        username = check.name
         remote = self.client_address(handler)
         try:
             verifier = self.enrollment.verifier
@@ -161,22 +168,36 @@ class TOTPAuthenticator(Authenticator, TwoFactorConfig):
             username,
             data.get("otp", ""),
             now,
-            first_factor_ok=result is not None,
+            first_factor_ok=check.ok,
             remote_addr=remote,
             trusted_network=in_networks(remote, self._trusted_networks),
             password_alone_allowed=self.password_alone_allowed(now),
         )
         if verdict.ok:
-            return result
+            return check.result
         if verdict.outcome is Outcome.NOT_ENROLLED:
             raise web.HTTPError(403, self.enroll_hint(handler))
         if verdict.outcome is Outcome.INVALID:
             return None  # the stock "Invalid username or password", whichever factor was wrong
         raise self.refuse(verdict)
 
-    async def check_password(self, handler: web.RequestHandler, data: dict[str, Any]) -> Any:
-        """The inner authenticator's verdict on username and password alone (a name, a dict, or None)."""
-        return await maybe_future(super().authenticate(handler, data))
+    async def check_password(self, handler: web.RequestHandler, username: str, password: str) -> PasswordCheck:
+        """The inner authenticator's verdict on username and password alone, with its allow/block rules.
+
+        The inner class never sees the form's ``otp`` (PAM would pass it on as an answer of its own), and the
+        name it returns is normalised as JupyterHub will (so "ALICE" is checked as "alice").
+        """
+        typed = self.normalize_username(username)
+        result = await maybe_future(super().authenticate(handler, {"username": username, "password": password}))
+        returned = result.get("name", typed) if isinstance(result, dict) else (result or typed)
+        name = self.normalize_username(str(returned))
+        if result is None:
+            return PasswordCheck(name, False)
+        authentication = result if isinstance(result, dict) else {"name": name}
+        allowed = await maybe_future(self.check_blocked_users(name, authentication)) and await maybe_future(
+            self.check_allowed(name, authentication)
+        )
+        return PasswordCheck(name, bool(allowed), result)
 
     def enroll_hint(self, handler: web.RequestHandler) -> str:
         if self.enrollment_policy == "cli-only":
@@ -187,7 +208,9 @@ class TOTPAuthenticator(Authenticator, TwoFactorConfig):
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
         from .handlers import handlers
 
-        return [*super().get_handlers(app), *handlers()]
+        # JupyterHub's stock /login asks for the code (request_otp); an inner class's own login page would not.
+        inner = [(path, handler) for path, handler in super().get_handlers(app) if path not in ("/login", r"/login")]
+        return [*inner, *handlers()]
 
     def delete_user(self, user: Any) -> None:
         """A user deleted from the hub loses their device link too."""

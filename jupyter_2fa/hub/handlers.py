@@ -122,14 +122,13 @@ class HubEnrollPageHandler(HubTwoFactorMixin, BaseHandler):
             await self.render("start", answer.status, message=answer.message)
 
     async def _start(self, username: str) -> None:
-        data = {"username": username, "password": self.field("password")}
-        result = await self.totp.check_password(self, data)
-        name = result.get("name", username) if isinstance(result, dict) else (result or username)
+        check = await self.totp.check_password(self, username, self.field("password"))
+        name = check.name
         try:
             provisioning = self.totp.enrollment.start(
                 name,
                 time.time(),
-                first_factor_ok=result is not None,
+                first_factor_ok=check.ok,
                 code=self.field("otp"),
                 remote_addr=self.totp.client_address(self),
             )
@@ -224,12 +223,11 @@ class HubUserAPIHandler(HubTwoFactorMixin, APIHandler):
 
     async def password_holder(self, username: str, password: str) -> str:
         """The account whose password this is (inner authenticator), counted by the throttle."""
-        name = self.totp.normalize_username(username)
-        result = await self.totp.check_password(self, {"username": name, "password": password})
-        name = result.get("name", name) if isinstance(result, dict) else (result or name)
+        check = await self.totp.check_password(self, username, password)
+        name = check.name
         verdict = self.totp.enrollment.verifier.verify_password_only(
             name,
-            result is not None,
+            check.ok,
             time.time(),
             "api",
             remote_addr=self.totp.client_address(self),
@@ -269,12 +267,12 @@ class HubLinkingAPIHandler(HubUserAPIHandler):
     async def reveal(self, name: str, password: str, otp: str) -> None:
         if self.totp.enrollment_policy == "cli-only":
             raise web.HTTPError(403, CLI_ONLY)
-        result = await self.totp.check_password(self, {"username": name, "password": password})
+        check = await self.totp.check_password(self, name, password)
         try:
             provisioning = self.totp.enrollment.start(
                 name,
                 time.time(),
-                first_factor_ok=result is not None,
+                first_factor_ok=check.ok and check.name == name,
                 code=otp,
                 remote_addr=self.totp.client_address(self),
             )
@@ -345,10 +343,14 @@ class HubRecoveryCodesAPIHandler(HubUserAPIHandler):
     async def _regenerate(self) -> None:
         name = await self.account_name()
         fields = self.fields("password", "otp")
-        result = await self.totp.check_password(self, {"username": name, "password": fields["password"]})
+        check = await self.totp.check_password(self, name, fields["password"])
         try:
             codes = self.totp.enrollment.regenerate_recovery_codes(
-                name, fields["otp"], time.time(), self.totp.client_address(self), first_factor_ok=result is not None
+                name,
+                fields["otp"],
+                time.time(),
+                self.totp.client_address(self),
+                first_factor_ok=check.ok and check.name == name,
             )
         except CodeRejected as err:
             raise self.refused(err.verdict) from None

@@ -504,3 +504,180 @@ def hub_factory_for(make_directory: Callable[[], Path]) -> Iterator[HubFactory]:
         yield factory
     finally:
         factory.close()
+
+
+# -- the 2FA authenticator's tests (tests/hub/test_totp_*.py) -----------------------------------------------------
+
+TOTP_PERIOD = 30  # TwoFactorConfig.period's default, which the test hubs keep
+_MANUAL_KEY = re.compile(r'<p class="key" id="manual_key">(.*?)</p>', re.DOTALL)
+_RECOVERY_CODES = re.compile(r'<ul class="codes" id="recovery_codes">(.*?)</ul>', re.DOTALL)
+_LIST_ITEM = re.compile(r"<li>(.*?)</li>", re.DOTALL)
+_ENROLL_MESSAGE = re.compile(r'<p class="message[^"]*" role="alert" id="enroll_message">(.*?)</p>', re.DOTALL)
+
+
+def hub_tools_missing() -> str | None:
+    """Why no test hub can start on this machine (the checks of conftest.py's ``hub_factory``), or None."""
+    import shutil
+
+    if not os.access(CHP, os.X_OK):
+        return f"{CHP} not found; run `npm ci` at the repository root (scripts/test does, given Node and npm)"
+    if shutil.which("node") is None:
+        return "node not found on PATH; install the Debian packages 'nodejs npm'"
+    if not SINGLEUSER.is_file():
+        return f"{SINGLEUSER} not found; install jupyter-2fa[test] into the venv"
+    return None
+
+
+def isolated_hub_env(root: Path) -> dict[str, str]:
+    """Jupyter paths under ``root`` for a hub that outlives one test (tests/conftest.py isolates per test only).
+
+    A hub started by a module-wide fixture starts before the first test's isolation applies, so it gets its own;
+    a developer's ``JUPYTER_2FA_KEYS`` and extra search paths are blanked (an empty value counts as unset).
+    """
+    (root / "ipython").mkdir(parents=True, exist_ok=True)
+    return {
+        "JUPYTER_DATA_DIR": str(root / "data"),
+        "JUPYTER_CONFIG_DIR": str(root / "config"),
+        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
+        "IPYTHONDIR": str(root / "ipython"),
+        "JUPYTER_CONFIG_PATH": "",
+        "JUPYTER_PATH": "",
+        "JUPYTER_2FA_KEYS": "",
+    }
+
+
+@contextlib.contextmanager
+def module_hub(
+    tmp_path_factory: pytest.TempPathFactory, config_py: str, env: Mapping[str, str] | None = None
+) -> Iterator[Hub]:
+    """One hub for a whole test module (for a ``scope="module"`` fixture), stopped and checked for strays at the
+    end. Skipped when the hub's tools are missing, failed instead under CI=true, like ``hub_factory``."""
+    missing = hub_tools_missing()
+    if missing:
+        if os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}:  # tests/conftest.py's in_ci()
+            pytest.fail(f"{missing} (CI=true: the JupyterHub tests must run, not skip)", pytrace=False)
+        pytest.skip(missing)
+    environment = {**isolated_hub_env(tmp_path_factory.mktemp("hub-jupyter")), **(env or {})}
+    with hub_factory_for(lambda: tmp_path_factory.mktemp("hub")) as factory:
+        yield factory(config_py, env=environment)
+
+
+def twofa_api(hub: Hub, method: str, path: str = "", token: str | None = None, **kwargs: Any) -> requests.Response:
+    """Call the 2FA admin API at ``/hub/2fa/api/users/<path>`` with ``token`` (admin when None; "" sends none)."""
+    token = hub.admin_token if token is None else token
+    headers = {"Authorization": f"token {token}"} if token else {}
+    url = f"{hub.url}/hub/2fa/api/users" + (f"/{path.lstrip('/')}" if path else "")
+    return requests.request(method, url, headers=headers, timeout=REQUEST_SECONDS, allow_redirects=False, **kwargs)
+
+
+def twofa_log_lines(hub: Hub, username: str) -> list[str]:
+    """The hub log's 2FA decision lines about ``username`` ("2FA login success for 'alice' from …: totp")."""
+    return [line for line in hub.log_text().splitlines() if "2FA " in line and f"for {username!r}" in line]
+
+
+def totp_step(moment: float | None = None) -> int:
+    return int((time.time() if moment is None else moment) // TOTP_PERIOD)
+
+
+class Device:
+    """A user's authenticator app (pyotp over the linked secret) that remembers the last time step it gave out.
+
+    The hub accepts each step once, and only within one step of its clock; :meth:`next_code` gives the earliest
+    unused step that is still acceptable (now, or the next one), waiting when two logins used them up.
+    """
+
+    def __init__(self, secret: str) -> None:
+        import pyotp  # the test process only; pyotp comes with jupyter-2fa's test extra
+
+        self.secret = secret
+        self.totp = pyotp.TOTP(secret)
+        self.last_step: int | None = None
+
+    def code_at(self, step: int) -> str:
+        return str(self.totp.at(step * TOTP_PERIOD))
+
+    def current_code(self) -> str:
+        """The code of the current step (what confirming a new device uses); marks the step used."""
+        step = totp_step()
+        self.last_step = step
+        return self.code_at(step)
+
+    def next_code(self) -> str:
+        step = totp_step()
+        if self.last_step is not None:
+            step = max(step, self.last_step + 1)
+            while step > totp_step() + 1:  # two steps ahead of the hub's clock: not accepted yet
+                time.sleep(0.5)
+        self.last_step = step
+        return self.code_at(step)
+
+    def wrong_code(self) -> str:
+        """A well-formed code the hub accepts at no step near now."""
+        now = totp_step()
+        near = {self.code_at(step) for step in range(now - 3, now + 4)}
+        return next(code for code in (f"{n:06d}" for n in range(0, 1_000_000, 7919)) if code not in near)
+
+
+@dataclass
+class EnrollmentPage:
+    """What the hub's enrollment page showed: the responses of its steps, the device, the recovery codes."""
+
+    start: requests.Response
+    confirm: requests.Response | None
+    device: Device | None
+    recovery_codes: list[str]
+
+
+def page_message(response: requests.Response) -> str | None:
+    """The enrollment page's message paragraph (``id="enroll_message"``), unescaped, or None."""
+    match = _ENROLL_MESSAGE.search(response.text)
+    return html.unescape(match.group(1)).strip() if match else None
+
+
+def manual_key(response: requests.Response) -> str | None:
+    """The secret shown as the manual key (``id="manual_key"``, groups of four), spaces removed, or None."""
+    match = _MANUAL_KEY.search(response.text)
+    return html.unescape(match.group(1)).replace(" ", "").strip() if match else None
+
+
+def recovery_codes(response: requests.Response) -> list[str]:
+    match = _RECOVERY_CODES.search(response.text)
+    return [html.unescape(code).strip() for code in _LIST_ITEM.findall(match.group(1))] if match else []
+
+
+def enroll_on_page(browser: HubBrowser, username: str, password: str, confirm: bool = True) -> EnrollmentPage:
+    """Link a device on the hub's page ``/hub/2fa/enroll``: username + password, read the manual key (as a user
+    would type it into the app), then confirm with the app's current code. Returns what the steps showed."""
+    start = browser.post("/hub/2fa/enroll", {"action": "start", "username": username, "password": password})
+    secret = manual_key(start)
+    if secret is None or not confirm:
+        return EnrollmentPage(start, None, Device(secret) if secret else None, [])
+    device = Device(secret)
+    done = browser.post("/hub/2fa/enroll", {"action": "confirm", "username": username, "code": device.current_code()})
+    return EnrollmentPage(start, done, device, recovery_codes(done))
+
+
+def enrolled_device(browser: HubBrowser, username: str, password: str) -> Device:
+    """:func:`enroll_on_page`, asserting every step went right; the linked device."""
+    page = enroll_on_page(browser, username, password)
+    assert page.start.status_code == 200, page_message(page.start) or page.start.text[-2000:]
+    assert page.device is not None and page.confirm is not None
+    assert page.confirm.status_code == 200, page_message(page.confirm) or page.confirm.text[-2000:]
+    assert len(page.recovery_codes) == 10, page.confirm.text[-2000:]
+    return page.device
+
+
+def hub_store_url(hub: Hub) -> str:
+    """The URL of the store a TOTPAuthenticator uses by default: ``jupyter_2fa.sqlite`` in the hub's folder."""
+    return f"sqlite:///{hub.directory / 'jupyter_2fa.sqlite'}"
+
+
+def stop_hub(factory: HubFactory, hub: Hub) -> None:
+    """Stop one of ``factory``'s hubs now, as its teardown would (e.g. to start another on the same store)."""
+    for entry in list(factory._hubs):
+        if entry[0] is hub:
+            factory._hubs.remove(entry)
+            problem = factory._stop(*entry)
+            assert problem is None, problem
+            return
+    raise ValueError(f"the hub at {hub.url} was not started by this factory")
