@@ -123,7 +123,8 @@ class TOTPAuthenticator(Authenticator, TwoFactorConfig):
         template_paths = getattr(parent, "template_paths", None)
         if isinstance(template_paths, list) and NAV_TEMPLATES not in template_paths:
             template_paths.insert(0, NAV_TEMPLATES)  # the nav bar's "2FA" link for admins
-        event_logger = getattr(parent, "event_logger", None)
+        # JupyterHub calls its jupyter_events logger `eventlog` (jupyter_server: `event_logger`).
+        event_logger = getattr(parent, "eventlog", None) or getattr(parent, "event_logger", None)
         if event_logger is not None:
             self._extra_audit_sinks.append(event_logger_sink(event_logger))
 
