@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+import ci_support
 import psycopg
 import pytest
 from psycopg import sql
@@ -42,16 +43,9 @@ START_TIMEOUT_SECONDS = 60
 _STARTUP_NOTE = pytest.StashKey[str]()
 
 
-def in_ci() -> bool:
-    """True under CI (CI=true, as GitHub Actions, GitLab and .ci/run set it): skipping is then a failure."""
-    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
-
-
 def skip_or_fail(reason: str) -> NoReturn:
     """Skip locally, where PostgreSQL may just not be installed; fail in CI, where it must be."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run, not skip)", pytrace=False)
-    pytest.skip(reason)
+    ci_support.skip_or_fail(reason, "PostgreSQL tests")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -72,7 +66,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a missing part, so the run fails, whatever skipped it."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []
-    if in_ci() and skipped and exitstatus == pytest.ExitCode.OK:
+    if ci_support.in_ci() and skipped and exitstatus == pytest.ExitCode.OK:
         print(f"\nCI=true: {len(skipped)} test(s) skipped; every test must run in CI.", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -31,7 +31,7 @@ from ..core import Enrollment, Keyring, Outcome, StoreError, Verdict
 from ..core.audit import AuditSink, fan_out
 from ..core.network import in_networks, parse_networks
 from ..events import event_logger_sink
-from ..messages import refusal
+from ..messages import Refusal, refusal
 from ..web import request_client_address
 
 CRYPT_KEY_INFO = b"jupyter-2fa TOTP secrets"
@@ -147,9 +147,13 @@ class TOTPAuthenticator(Authenticator, TwoFactorConfig):
         # X-Forwarded-For: that right-most entry is the client (entries left of it are the client's own words).
         return request_client_address(handler.request, self._trusted_proxies, loopback_proxy=True)
 
+    def refusal(self, verdict: Verdict) -> Refusal:
+        """What the hub tells a user about a failed attempt (its pages and API share the wording)."""
+        return refusal(verdict, self.help_text, invalid="Invalid username, password or code")
+
     def refuse(self, verdict: Verdict) -> web.HTTPError:
         """An error the stock login form shows as its message (JupyterHub renders it in place)."""
-        answer = refusal(verdict, self.help_text, invalid="Invalid username, password or code")
+        answer = self.refusal(verdict)
         return web.HTTPError(answer.status, answer.message)
 
     # -- logging in ----------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from ..core import (
     Verdict,
 )
 from ..core.audit import Action
-from ..messages import CLI_ONLY, refusal
+from ..messages import CLI_ONLY
 from ..web import (
     PENDING_COOKIE,
     BadInput,
@@ -118,7 +118,7 @@ class HubEnrollPageHandler(HubTwoFactorMixin, BaseHandler):
             else:
                 raise web.HTTPError(400, "unknown action")
         except StoreError:
-            answer = refusal(Verdict(Outcome.UNAVAILABLE, ""), self.totp.help_text)
+            answer = self.totp.refusal(Verdict(Outcome.UNAVAILABLE, ""))
             await self.render("start", answer.status, message=answer.message)
 
     async def _start(self, username: str) -> None:
@@ -133,7 +133,7 @@ class HubEnrollPageHandler(HubTwoFactorMixin, BaseHandler):
                 remote_addr=self.totp.client_address(self),
             )
         except CodeRejected as err:
-            answer = refusal(err.verdict, self.totp.help_text, invalid="Invalid username, password or code")
+            answer = self.totp.refusal(err.verdict)
             await self.render("start", answer.status, message=answer.message)
             return
         except AlreadyEnrolled:
@@ -153,7 +153,7 @@ class HubEnrollPageHandler(HubTwoFactorMixin, BaseHandler):
                 username, self.field("code"), time.time(), self.totp.client_address(self)
             )
         except CodeRejected as err:
-            answer = refusal(err.verdict, self.totp.help_text)
+            answer = self.totp.refusal(err.verdict)
             message = answer.message
             if err.verdict.outcome is Outcome.INVALID:
                 message = "That code does not match the new device. Enter the code your app shows now."
@@ -201,7 +201,7 @@ class HubUserAPIHandler(HubTwoFactorMixin, APIHandler):
             raise web.HTTPError(err.status, str(err)) from None
 
     def refused(self, verdict: Verdict) -> web.HTTPError:
-        answer = refusal(verdict, self.totp.help_text, invalid="Invalid username, password or code")
+        answer = self.totp.refusal(verdict)
         if answer.retry_after:
             self.set_header("Retry-After", str(int(answer.retry_after)))
         return web.HTTPError(403 if answer.status == 401 else answer.status, answer.message)

@@ -10,23 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_DIR, LabServer, running_lab
+from ci_support import skip_or_fail
 from playwright.sync_api import Browser, Page, sync_playwright
 
 _SCREENSHOTS_TAKEN = pytest.StashKey[Path]()
-
-
-def _root_conftest(config: pytest.Config) -> ModuleType:
-    """tests/conftest.py as pytest loaded it (``import conftest`` may give another folder's conftest)."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    for plugin in config.pluginmanager.get_plugins():
-        file = getattr(plugin, "__file__", None)
-        if isinstance(plugin, ModuleType) and file and Path(file).resolve() == path:
-            return plugin
-    raise RuntimeError(f"{path} is not loaded as a pytest plugin")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
@@ -52,10 +42,7 @@ def screenshot_dir(request: pytest.FixtureRequest) -> Path:
 def chromium(request: pytest.FixtureRequest) -> Iterator[Browser]:
     """Debian's Chromium, headless, with a fresh profile (Playwright makes a throw-away user-data dir)."""
     if not CHROMIUM.is_file():
-        reason = f"{CHROMIUM} not found; install the Debian package 'chromium' (.ci/run does)"
-        if _root_conftest(request.config).in_ci():
-            pytest.fail(f"{reason} (CI=true: the browser test must run, not skip)", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail(f"{CHROMIUM} not found; install the Debian package 'chromium' (.ci/run does)", "browser tests")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:

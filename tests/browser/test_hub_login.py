@@ -19,7 +19,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from typing import Any
 
 import pyotp
 import pytest
+from ci_support import skip_or_fail
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.slow
@@ -70,24 +70,12 @@ def _load_hub_support() -> ModuleType:
 hub_support = _load_hub_support()
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}  # as tests/conftest.py's in_ci()
-
-
 @pytest.fixture
 def hub_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """tests/hub/conftest.py's ``hub_factory``: ``hub_factory(config_py) -> hub_support.Hub``, all stopped after."""
-    missing = None
-    if not os.access(hub_support.CHP, os.X_OK):
-        missing = f"{hub_support.CHP} not found; run `npm ci` at the repository root (scripts/test does)"
-    elif shutil.which("node") is None:
-        missing = "node not found on PATH; install the Debian packages 'nodejs npm'"
-    elif not hub_support.SINGLEUSER.is_file():
-        missing = f"{hub_support.SINGLEUSER} not found; install jupyter-2fa[test] into the venv"
+    missing = hub_support.hub_tools_missing()
     if missing:
-        if _in_ci():
-            pytest.fail(f"{missing} (CI=true: the browser test must run, not skip)", pytrace=False)
-        pytest.skip(missing)
+        skip_or_fail(missing, "browser tests")
     with hub_support.hub_factory_for(lambda: tmp_path_factory.mktemp("hub")) as factory:
         yield factory
 

@@ -20,48 +20,28 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import NoReturn
 
 import pamela
 import pytest
-from hub_support import CHP, SINGLEUSER, HubFactory, hub_factory_for
+from ci_support import skip_or_fail
+from hub_support import HubFactory, hub_factory_for, hub_tools_missing
 
 UNIX_USER_PREFIX = "jupyter2fa-pam-"
 PAM_SERVICE = "login"  # JupyterHub's PAMAuthenticator.service default
 _SBIN_PATH = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "/sbin"])
 
 
-def _root_conftest(config: pytest.Config) -> ModuleType:
-    """tests/conftest.py as pytest loaded it (``import conftest`` may give another folder's conftest)."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    for plugin in config.pluginmanager.get_plugins():
-        file = getattr(plugin, "__file__", None)
-        if isinstance(plugin, ModuleType) and file and Path(file).resolve() == path:
-            return plugin
-    raise RuntimeError(f"{path} is not loaded as a pytest plugin")
-
-
-def _skip_or_fail(config: pytest.Config, reason: str) -> NoReturn:
-    """Skip on a developer machine; fail under CI=true, where the hub tests must run."""
-    if _root_conftest(config).in_ci():
-        pytest.fail(f"{reason} (CI=true: the JupyterHub tests must run, not skip)", pytrace=False)
-    pytest.skip(reason)
+def _skip_or_fail(reason: str) -> NoReturn:
+    skip_or_fail(reason, "the JupyterHub tests")
 
 
 @pytest.fixture
 def hub_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubFactory]:
     """``hub_factory(config_py, env=None)`` starts a real JupyterHub (see ``hub_support.HubFactory.start``)."""
-    if not os.access(CHP, os.X_OK):
-        _skip_or_fail(
-            request.config,
-            f"{CHP} not found; run `npm ci` at the repository root (scripts/test does, given Node and npm)",
-        )
-    if shutil.which("node") is None:
-        _skip_or_fail(request.config, "node not found on PATH; install the Debian packages 'nodejs npm'")
-    if not SINGLEUSER.is_file():
-        _skip_or_fail(request.config, f"{SINGLEUSER} not found; install jupyter-2fa[test] into the venv")
+    missing = hub_tools_missing()
+    if missing:
+        _skip_or_fail(missing)
     with hub_factory_for(lambda: tmp_path_factory.mktemp("hub")) as factory:
         yield factory
 
@@ -77,7 +57,7 @@ def _tool(name: str) -> str:
 def unix_user(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """A real Unix account ``(name, password)`` that PAM's ``login`` service accepts; deleted after the session."""
     if os.geteuid() != 0:
-        _skip_or_fail(request.config, "creating a Unix account for the PAM tests needs root")
+        _skip_or_fail("creating a Unix account for the PAM tests needs root")
     name = f"{UNIX_USER_PREFIX}{secrets.token_hex(3)}"
     password = secrets.token_urlsafe(18)
     subprocess.run(
@@ -92,7 +72,7 @@ def unix_user(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
         try:
             pamela.authenticate(name, password, service=PAM_SERVICE)
         except pamela.PAMError as error:
-            _skip_or_fail(request.config, f"PAM service {PAM_SERVICE!r} refuses the new account {name}: {error}")
+            _skip_or_fail(f"PAM service {PAM_SERVICE!r} refuses the new account {name}: {error}")
         yield name, password
     finally:
         result = subprocess.run(

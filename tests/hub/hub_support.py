@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+from ci_support import skip_or_fail
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHP = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"  # `npm ci` (scripts/_venv.sh) puts it there
@@ -554,9 +555,7 @@ def module_hub(
     end. Skipped when the hub's tools are missing, failed instead under CI=true, like ``hub_factory``."""
     missing = hub_tools_missing()
     if missing:
-        if os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}:  # tests/conftest.py's in_ci()
-            pytest.fail(f"{missing} (CI=true: the JupyterHub tests must run, not skip)", pytrace=False)
-        pytest.skip(missing)
+        skip_or_fail(missing, "the JupyterHub tests")
     environment = {**isolated_hub_env(tmp_path_factory.mktemp("hub-jupyter")), **(env or {})}
     with hub_factory_for(lambda: tmp_path_factory.mktemp("hub")) as factory:
         yield factory(config_py, env=environment)

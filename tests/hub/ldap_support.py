@@ -28,9 +28,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
+from ci_support import skip_or_fail
 from hub_support import free_port
 
 SUFFIX = "dc=example,dc=org"
@@ -89,23 +90,6 @@ def import_ldap3() -> ModuleType:
 
 
 # -- skipping ---------------------------------------------------------------------------------------------------
-
-
-def _root_conftest(config: pytest.Config) -> ModuleType:
-    """tests/conftest.py as pytest loaded it (``import conftest`` may give another folder's conftest)."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    for plugin in config.pluginmanager.get_plugins():
-        file = getattr(plugin, "__file__", None)
-        if isinstance(plugin, ModuleType) and file and Path(file).resolve() == path:
-            return plugin
-    raise RuntimeError(f"{path} is not loaded as a pytest plugin")
-
-
-def _skip_or_fail(config: pytest.Config, reason: str) -> NoReturn:
-    """Skip on a developer machine; fail under CI=true, where the LDAP tests must run."""
-    if _root_conftest(config).in_ci():
-        pytest.fail(f"{reason} (CI=true: the LDAP tests must run, not skip)", pytrace=False)
-    pytest.skip(reason)
 
 
 # -- slapd ------------------------------------------------------------------------------------------------------
@@ -260,7 +244,7 @@ def ldap_server(request: pytest.FixtureRequest) -> Iterator[LdapServer]:
     """Our slapd on 127.0.0.1 for the whole session, with the users of :data:`LDAP_USERS` (see the module doc)."""
     missing = missing_tools()
     if missing:
-        _skip_or_fail(request.config, missing)
+        skip_or_fail(missing, "the LDAP tests")
     directory = Path(tempfile.mkdtemp(prefix="jupyter-2fa-ldap-"))
     try:
         with running_slapd(directory) as server:
