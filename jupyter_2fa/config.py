@@ -17,6 +17,7 @@ from traitlets.config import LoggingConfigurable
 from .core import Enrollment, Keyring, Settings, Store, ThrottlePolicy, TOTPParameters, Verifier
 from .core.audit import AuditSink, JsonlAuditLog, fan_out, logging_sink
 from .core.network import parse_networks
+from .core.oneshot import OneShotImages
 from .core.store import default_sqlite_url
 from .core.throttle import MAX_LOCKOUT_THRESHOLD
 
@@ -371,6 +372,14 @@ class TwoFactorConfig(LoggingConfigurable):
         if self.audit_log_file:
             sinks.append(JsonlAuditLog(Path(self.audit_log_file)))
         return fan_out(*sinks)
+
+    @property
+    def one_shot_images(self) -> OneShotImages:
+        """This process's one-time QR pictures (the notebook panel's way to show a QR code; see core.oneshot)."""
+        images = self.__dict__.get("_one_shot_images")
+        if images is None:
+            images = self.__dict__["_one_shot_images"] = OneShotImages()
+        return images
 
     def open_enrollment(self, audit: AuditSink | None = None) -> Enrollment:
         """Open the store and return the enrollment machine (``.verifier``, ``.store`` hang off it)."""

@@ -1,9 +1,12 @@
-"""Where a tornado request comes from, for the gate and the hub alike (forwarding headers only from proxies)."""
+"""What the gate's and the hub's handlers share: where a request comes from (forwarding headers only from
+proxies), strict reading of form and JSON fields, and the shapes of the JSON answers."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,12 +14,22 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 
 from .core.network import Network, client_address, in_networks, parse_networks
+from .core.oneshot import OneShotImages
 
 TEMPLATES = Path(__file__).parent / "templates"
 PENDING_COOKIE = "jupyter-2fa-enrollment"  # which browser started a pending enrollment (only it may cancel)
 LOOPBACK = parse_networks(["127.0.0.0/8", "::1/128"])
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELD_CHARS = 1024
+# How POST enrollment / relink hand out the new secret: in the JSON body ("inline", the Lab extension and
+# scripts), or as a one-time picture link ("link", the notebook panel, so the secret never enters a kernel).
+REVEAL_MODES = ("inline", "link")
+ONE_SHOT_IMAGE_HEADERS = {
+    "Content-Type": "image/svg+xml",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 class BadInput(Exception):
@@ -94,7 +107,10 @@ def pending_tag(account: Any) -> str:
 
 
 def json_fields(body: bytes, *names: str) -> dict[str, str]:
-    """The named string fields of a JSON object body (missing ones are ""); anything else is BadInput."""
+    """The named string fields of a JSON object body (missing ones are ""); anything else is BadInput.
+
+    ``reveal`` comes back as one of :data:`REVEAL_MODES` ("inline" when missing).
+    """
     if len(body) > MAX_BODY_BYTES:
         raise BadInput("request body too large", 413)
     try:
@@ -108,7 +124,7 @@ def json_fields(body: bytes, *names: str) -> dict[str, str]:
         value = data.get(name, "")
         if not isinstance(value, str):
             raise BadInput(f"field {name!r} must be a string")
-        fields[name] = check_field(name, value)
+        fields[name] = reveal_mode(value) if name == "reveal" else check_field(name, value)
     return fields
 
 
@@ -131,3 +147,36 @@ def provisioning_model(provisioning: Any, expires_at: float | None) -> dict[str,
         "qr_svg": provisioning.svg(),
         "expires_at": expires_at,
     }
+
+
+def reveal_mode(value: str) -> str:
+    """The ``reveal`` field of POST enrollment / relink ("" means "inline")."""
+    mode = value or "inline"
+    if mode not in REVEAL_MODES:
+        raise BadInput(f"field 'reveal' must be one of {', '.join(REVEAL_MODES)}")
+    return mode
+
+
+def linking_model(
+    provisioning: Any, expires_at: float | None, reveal: str, images: OneShotImages, owner: str, qr_path: str
+) -> dict[str, Any]:
+    """The one-time answer to POST enrollment / relink: the secret itself, or a one-time picture link.
+
+    ``qr_path`` is the absolute path of the picture route (``…/2fa/qr/``) as the user's browser sees it.
+    """
+    if reveal == "link":
+        ticket = images.put(owner, provisioning.card_svg().encode(), time.time())
+        return {"qr_url": qr_path + ticket, "expires_at": expires_at}
+    return provisioning_model(provisioning, expires_at)
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """(username, password) of an ``Authorization: Basic`` header; None for another scheme."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, _, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        raise BadInput("malformed Basic credentials") from None
+    return check_field("username", username), check_field("password", password)

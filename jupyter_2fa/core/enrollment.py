@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from . import recovery
 from .audit import Action
 from .errors import TwoFactorError
-from .qr import qr_svg, qr_terminal
+from .qr import qr_card_svg, qr_svg, qr_terminal
 from .totp import InvalidCode, matching_step, new_secret, normalize_code, provisioning_uri
 from .verifier import Outcome, Verdict, Verifier
 
@@ -62,6 +62,10 @@ class Provisioning:
 
     def svg(self) -> str:
         return qr_svg(self.uri)
+
+    def card_svg(self) -> str:
+        """The QR code and the typed-out key as one picture (what a one-time image link serves)."""
+        return qr_card_svg(self.uri, self.manual_key)
 
     def terminal(self, invert: bool = False) -> str:
         return qr_terminal(self.uri, invert=invert)

@@ -1,4 +1,5 @@
-"""Hub pages and API: ``/hub/2fa/enroll`` (link a device with username + password) and the admin API.
+"""Hub pages and API: ``/hub/2fa/enroll`` (link a device with username + password), the user's JSON API, the
+one-time QR pictures of the notebook panel (``/hub/2fa/qr/<ticket>``), and the admin API.
 
 The admin API needs JupyterHub's ``admin:users`` scope (an admin's token, or a service with the admin role):
 
@@ -9,7 +10,6 @@ The admin API needs JupyterHub's ``admin:users`` scope (an admin's token, or a s
 
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 import time
@@ -35,13 +35,15 @@ from ..core import (
 from ..core.audit import Action
 from ..messages import CLI_ONLY
 from ..web import (
+    ONE_SHOT_IMAGE_HEADERS,
     PENDING_COOKIE,
     BadInput,
     account_status,
+    basic_credentials,
     form_field,
     json_fields,
+    linking_model,
     pending_tag,
-    provisioning_model,
     template_env,
 )
 from .authenticator import TOTPAuthenticator
@@ -164,6 +166,7 @@ class HubEnrollPageHandler(HubTwoFactorMixin, BaseHandler):
         except NoPendingEnrollment as err:
             await self.render("start", 409, message=f"{err} (nothing was linked)")
             return
+        revoke_hub_sessions(self.db, username)  # a new device: sessions granted before it end
         await self.render("done", recovery_codes=codes, username=username)
 
     async def _cancel(self, username: str) -> None:
@@ -206,18 +209,18 @@ class HubUserAPIHandler(HubTwoFactorMixin, APIHandler):
             self.set_header("Retry-After", str(int(answer.retry_after)))
         return web.HTTPError(403 if answer.status == 401 else answer.status, answer.message)
 
-    async def account_name(self) -> str:
-        header = self.request.headers.get("Authorization", "")
-        if header[:6].lower() == "basic ":
-            try:
-                username, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
-            except (ValueError, UnicodeDecodeError):
-                raise web.HTTPError(400, "malformed Basic credentials") from None
-            return await self.password_holder(username, password)
-        if getattr(self, "_token_authenticated", False):
+    async def account_name(self, token_may_read: bool = False) -> str:
+        """Whose account this is. ``token_may_read``: an API token (e.g. a kernel's) may name it, to read."""
+        try:
+            credentials = basic_credentials(self.request.headers.get("Authorization", ""))
+        except BadInput as err:
+            raise web.HTTPError(err.status, str(err)) from None
+        if credentials is not None:
+            return await self.password_holder(*credentials)
+        if getattr(self, "_token_authenticated", False) and not token_may_read:
             raise web.HTTPError(403, "use your own credentials (Basic or the hub login), not an API token")
         user = self.current_user
-        if user is None:
+        if user is None or getattr(user, "kind", "user") != "user":  # a service has no 2FA account
             raise web.HTTPError(403, "log in to the hub or send Basic credentials")
         return str(user.name)
 
@@ -249,7 +252,7 @@ class HubStatusAPIHandler(HubUserAPIHandler):
         await self.run(self._status)
 
     async def _status(self) -> None:
-        name = await self.account_name()
+        name = await self.account_name(token_may_read=True)
         enrollment = self.totp.enrollment
         account = enrollment.store.get(name)
         self.reply(
@@ -264,7 +267,7 @@ class HubStatusAPIHandler(HubUserAPIHandler):
 
 
 class HubLinkingAPIHandler(HubUserAPIHandler):
-    async def reveal(self, name: str, password: str, otp: str) -> None:
+    async def reveal(self, name: str, password: str, otp: str, reveal: str) -> None:
         if self.totp.enrollment_policy == "cli-only":
             raise web.HTTPError(403, CLI_ONLY)
         check = await self.totp.check_password(self, name, password)
@@ -281,7 +284,9 @@ class HubLinkingAPIHandler(HubUserAPIHandler):
         except EnrollmentError as err:
             raise web.HTTPError(409, str(err)) from None
         account = self.totp.enrollment.store.get(name)
-        self.reply(201, provisioning_model(provisioning, account.pending_expires_at if account else None))
+        expires_at = account.pending_expires_at if account else None
+        qr_path = f"{self.hub.base_url}2fa/qr/"
+        self.reply(201, linking_model(provisioning, expires_at, reveal, self.totp.one_shot_images, name, qr_path))
 
 
 class HubEnrollmentAPIHandler(HubLinkingAPIHandler):
@@ -289,18 +294,19 @@ class HubEnrollmentAPIHandler(HubLinkingAPIHandler):
         await self.run(self._begin)
 
     async def _begin(self) -> None:
+        fields = self.fields("password", "reveal")
         name = await self.account_name()
-        fields = self.fields("password")
         account = self.totp.enrollment.store.get(name)
         if account is not None and account.enrolled:
             raise web.HTTPError(409, "A device is already linked; use relink with your current code.")
-        await self.reveal(name, fields["password"], "")
+        await self.reveal(name, fields["password"], "", fields["reveal"])
 
     async def delete(self) -> None:
         await self.run(self._cancel)
 
     async def _cancel(self) -> None:
         name = await self.account_name()
+        self.totp.one_shot_images.discard(name)
         if not self.totp.enrollment.cancel(name, time.time(), self.totp.client_address(self)):
             raise web.HTTPError(404, "There is no pending enrollment.")
         self.set_status(204)
@@ -312,12 +318,12 @@ class HubRelinkAPIHandler(HubLinkingAPIHandler):
         await self.run(self._relink)
 
     async def _relink(self) -> None:
+        fields = self.fields("password", "otp", "reveal")
         name = await self.account_name()
-        fields = self.fields("password", "otp")
         account = self.totp.enrollment.store.get(name)
         if account is None or not account.enrolled:
             raise web.HTTPError(409, "No device is linked yet; use enrollment instead.")
-        await self.reveal(name, fields["password"], fields["otp"])
+        await self.reveal(name, fields["password"], fields["otp"], fields["reveal"])
 
 
 class HubConfirmAPIHandler(HubUserAPIHandler):
@@ -333,6 +339,8 @@ class HubConfirmAPIHandler(HubUserAPIHandler):
             raise self.refused(err.verdict) from None
         except NoPendingEnrollment as err:
             raise web.HTTPError(409, str(err)) from None
+        self.totp.one_shot_images.discard(name)
+        revoke_hub_sessions(self.db, name)  # a new device: sessions granted before it end
         self.reply(200, {"recovery_codes": codes})
 
 
@@ -357,6 +365,25 @@ class HubRecoveryCodesAPIHandler(HubUserAPIHandler):
         except EnrollmentError as err:
             raise web.HTTPError(409, str(err)) from None
         self.reply(200, {"recovery_codes": codes})
+
+
+class HubOneShotImageHandler(HubTwoFactorMixin, BaseHandler):
+    """``/hub/2fa/qr/<ticket>``: the notebook panel's QR picture, once, to its owner's hub login only.
+
+    Not to an API token: the single-user server and its kernels hold one, and must not read the secret back.
+    """
+
+    @web.authenticated
+    def get(self, ticket: str) -> None:
+        user = self.current_user
+        content = None
+        if not getattr(self, "_token_authenticated", False):
+            content = self.totp.one_shot_images.take(ticket, user.name, time.time())
+        if content is None:
+            raise web.HTTPError(404, "This picture was shown already, or has expired.")
+        for name, value in ONE_SHOT_IMAGE_HEADERS.items():
+            self.set_header(name, value)
+        self.finish(content)
 
 
 # -- admin API --------------------------------------------------------------------------------------------------
@@ -485,6 +512,7 @@ def handlers() -> list[tuple[str, Any]]:
         (r"/2fa/api/enrollment/confirm", HubConfirmAPIHandler),
         (r"/2fa/api/relink", HubRelinkAPIHandler),
         (r"/2fa/api/recovery-codes", HubRecoveryCodesAPIHandler),
+        (r"/2fa/qr/([A-Za-z0-9_-]{1,64})", HubOneShotImageHandler),
         (r"/2fa/api/users", UsersAPIHandler),
         (r"/2fa/api/users/([^/]+)", UserAPIHandler),
         (r"/2fa/api/users/([^/]+)/unlock", UnlockAPIHandler),

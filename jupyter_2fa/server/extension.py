@@ -6,6 +6,7 @@ import os
 
 from jupyter_server.extension.application import ExtensionApp
 
+from ..endpoints import API_URL_ENV, STATUS_TOKEN_ENV
 from ..events import event_logger_sink
 from .handlers import handlers
 from .identity import TOTPIdentityProvider
@@ -30,3 +31,22 @@ class TwoFactorExtension(ExtensionApp):
             return
         provider.add_audit_sink(event_logger_sink(self.serverapp.event_logger))
         self.handlers.extend(handlers())
+        self._tell_kernels(provider)
+
+    def _tell_kernels(self, provider: TOTPIdentityProvider) -> None:
+        """Put the API's address and the status token in the environment this server's kernels inherit.
+
+        That is how ``jupyter_2fa.widgets.EnrollmentPanel`` finds the API. The address is known only once
+        the port is bound, which happens after extensions load, so it is set when the event loop starts
+        (before any kernel can).
+        """
+        os.environ[STATUS_TOKEN_ENV] = provider.status_token
+        self.serverapp.io_loop.add_callback(lambda: os.environ.__setitem__(API_URL_ENV, self._api_url()))
+
+    def _api_url(self) -> str:
+        app = self.serverapp
+        host = app.ip if app.ip and app.ip not in ("0.0.0.0", "::", "*") else "127.0.0.1"  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if app.certfile else "http"
+        return f"{scheme}://{host}:{app.port}{app.base_url}2fa/api/"

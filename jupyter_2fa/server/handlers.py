@@ -30,16 +30,17 @@ from ..core import (
 from ..core.audit import Action
 from ..messages import CLI_ONLY
 from ..web import (
+    ONE_SHOT_IMAGE_HEADERS,
     PENDING_COOKIE,
     BadInput,
     account_status,
     form_field,
     json_fields,
+    linking_model,
     pending_tag,
-    provisioning_model,
     template_env,
 )
-from .identity import LoginResult, TOTPIdentityProvider, TwoFactorUser
+from .identity import API_CREDENTIAL_FACTORS, LoginResult, TOTPIdentityProvider, TwoFactorUser
 
 
 class TwoFactorHandlerMixin:
@@ -281,11 +282,37 @@ def begin_enrollment(
 
 
 class TwoFactorAPIHandler(TwoFactorHandlerMixin, APIHandler):
-    """Base of the JSON API: strict bodies, JSON errors, nothing cached."""
+    """Base of the JSON API: strict bodies, JSON errors, nothing cached.
+
+    Besides the browser session it accepts the password as HTTP Basic credentials (how the notebook panel's
+    kernel calls it; see ``TOTPIdentityProvider.api_credential_user``).
+    """
+
+    accepts_password = True
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
         self.set_header("Cache-Control", "no-store")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Headers an error carries (Retry-After of a throttled Basic check), as JupyterHub's handlers do:
+        # send_error has cleared the ones set on the handler before raising.
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        for name, value in (getattr(error, "headers", None) or {}).items():
+            self.set_header(name, value)
+        super().write_error(status_code, **kwargs)
+
+    @property
+    def api_credential(self) -> bool:
+        """Whether this request came with per-request credentials rather than a session cookie."""
+        return getattr(getattr(self, "_jupyter_current_user", None), "factor", None) in API_CREDENTIAL_FACTORS
+
+    def check_xsrf_cookie(self) -> None:
+        # XSRF guards cookies, which a browser adds to forged requests by itself. It never adds Basic
+        # credentials unasked (we send no WWW-Authenticate challenge), nor our status-token header.
+        if self.api_credential:
+            return
+        super().check_xsrf_cookie()
 
     def json_fields(self, *names: str) -> dict[str, str]:
         return json_fields(self.request.body, *names)
@@ -300,9 +327,6 @@ class TwoFactorAPIHandler(TwoFactorHandlerMixin, APIHandler):
         status = 403 if result.status == 401 else result.status  # 401 would read as "session expired"
         self.reply(status, {"message": result.message})
 
-    def provisioning_reply(self, provisioning: Provisioning, expires_at: float | None) -> None:
-        self.reply(201, provisioning_model(provisioning, expires_at))
-
     def guarded(self, work: Any) -> None:
         try:
             work()
@@ -313,6 +337,8 @@ class TwoFactorAPIHandler(TwoFactorHandlerMixin, APIHandler):
 
 
 class StatusAPIHandler(TwoFactorAPIHandler):
+    accepts_status_token = True
+
     @web.authenticated
     def get(self) -> None:
         self.guarded(self._status)
@@ -321,7 +347,7 @@ class StatusAPIHandler(TwoFactorAPIHandler):
         gate = self.gate
         account = gate.enrollment.store.get(gate.username)
         policy = gate.enrollment.settings.throttle
-        user = self.current_user
+        session = None if self.api_credential else self.current_user
         self.reply(
             200,
             {
@@ -329,8 +355,8 @@ class StatusAPIHandler(TwoFactorAPIHandler):
                 **account_status(account, policy.lockout_threshold),
                 "policy": gate.enrollment_policy,
                 "optional_until": gate.optional_until or None,
-                "session_factor": getattr(user, "factor", None),
-                "session_expires_at": (getattr(user, "issued_at", 0.0) or 0.0) + gate.session_max_age,
+                "session_factor": getattr(session, "factor", None),
+                "session_expires_at": session.issued_at + gate.session_max_age if session else None,
             },
         )
 
@@ -344,13 +370,16 @@ class LinkingAPIHandler(TwoFactorAPIHandler):
         self.reply(403, {"message": CLI_ONLY})
         return True
 
-    def _reveal(self, password: str, otp: str) -> None:
-        result = begin_enrollment(self.gate, self, password, otp)
+    def _reveal(self, password: str, otp: str, reveal: str) -> None:
+        gate = self.gate
+        result = begin_enrollment(gate, self, password, otp)
         if isinstance(result, LoginResult):
             self.refuse(result)
             return
-        account = self.gate.enrollment.store.get(self.gate.username)
-        self.provisioning_reply(result, account.pending_expires_at if account else None)
+        account = gate.enrollment.store.get(gate.username)
+        expires_at = account.pending_expires_at if account else None
+        qr_path = f"{self.base_url}2fa/qr/"
+        self.reply(201, linking_model(result, expires_at, reveal, gate.one_shot_images, gate.username, qr_path))
 
 
 class EnrollmentAPIHandler(LinkingAPIHandler):
@@ -361,12 +390,12 @@ class EnrollmentAPIHandler(LinkingAPIHandler):
     def _begin(self) -> None:
         if self._linking_refused():
             return
-        fields = self.json_fields("password")
+        fields = self.json_fields("password", "reveal")
         account = self.gate.enrollment.store.get(self.gate.username)
         if account is not None and account.enrolled:
             self.reply(409, {"message": "A device is already linked; use relink with your current code."})
             return
-        self._reveal(fields["password"], "")
+        self._reveal(fields["password"], "", fields["reveal"])
 
     @web.authenticated
     def delete(self) -> None:
@@ -374,6 +403,7 @@ class EnrollmentAPIHandler(LinkingAPIHandler):
 
     def _cancel(self) -> None:
         gate = self.gate
+        gate.one_shot_images.discard(gate.username)
         if not gate.enrollment.cancel(gate.username, time.time(), gate.client_address(self)):
             self.reply(404, {"message": "There is no pending enrollment."})
             return
@@ -397,7 +427,11 @@ class ConfirmAPIHandler(TwoFactorAPIHandler):
         except NoPendingEnrollment as err:
             self.reply(409, {"message": str(err)})
             return
-        gate.set_login_cookie(self, gate.session_user("totp", time.time()))  # a re-link voided the old cookie
+        gate.one_shot_images.discard(gate.username)
+        if self.api_credential:
+            gate.reload_epoch()  # every browser session ends now; a kernel gets no cookie
+        else:
+            gate.set_login_cookie(self, gate.session_user("totp", time.time()))  # a re-link voided the old cookie
         self.reply(200, {"recovery_codes": codes})
 
 
@@ -409,12 +443,12 @@ class RelinkAPIHandler(LinkingAPIHandler):
     def _relink(self) -> None:
         if self._linking_refused():
             return
-        fields = self.json_fields("password", "otp")
+        fields = self.json_fields("password", "otp", "reveal")
         account = self.gate.enrollment.store.get(self.gate.username)
         if account is None or not account.enrolled:
             self.reply(409, {"message": "No device is linked yet; use enrollment instead."})
             return
-        self._reveal(fields["password"], fields["otp"])
+        self._reveal(fields["password"], fields["otp"], fields["reveal"])
 
 
 class RecoveryCodesAPIHandler(TwoFactorAPIHandler):
@@ -442,6 +476,26 @@ class RecoveryCodesAPIHandler(TwoFactorAPIHandler):
         self.reply(200, {"recovery_codes": codes})
 
 
+class OneShotImageHandler(TwoFactorHandlerMixin, JupyterHandler):
+    """``2fa/qr/<ticket>``: the notebook panel's QR picture, once, to this account's browser session only.
+
+    Neither the server token nor per-request credentials fetch it: the kernel that asked for the link must
+    not be able to read the secret back.
+    """
+
+    @web.authenticated
+    def get(self, ticket: str) -> None:
+        factor = getattr(self.current_user, "factor", None)
+        content = None
+        if factor != "token" and factor not in API_CREDENTIAL_FACTORS:
+            content = self.gate.one_shot_images.take(ticket, self.gate.username, time.time())
+        if content is None:
+            raise web.HTTPError(404, "This picture was shown already, or has expired.")
+        for name, value in ONE_SHOT_IMAGE_HEADERS.items():
+            self.set_header(name, value)
+        self.finish(content)
+
+
 def handlers() -> list[tuple[str, type[web.RequestHandler]]]:
     """The extension's routes (the login and logout pages come from the identity provider)."""
     return [
@@ -451,4 +505,5 @@ def handlers() -> list[tuple[str, type[web.RequestHandler]]]:
         (r"/2fa/api/enrollment/confirm", ConfirmAPIHandler),
         (r"/2fa/api/relink", RelinkAPIHandler),
         (r"/2fa/api/recovery-codes", RecoveryCodesAPIHandler),
+        (r"/2fa/qr/([A-Za-z0-9_-]{1,64})", OneShotImageHandler),
     ]

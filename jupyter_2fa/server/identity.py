@@ -8,7 +8,10 @@ epoch of the account; reset, re-link and logout move the epoch, which voids ever
 from __future__ import annotations
 
 import getpass
+import hmac
+import inspect
 import json
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -21,13 +24,17 @@ from traitlets import Bool, Float, Unicode, default
 
 from ..config import TwoFactorConfig
 from ..core import Enrollment, Outcome, StoreError, Verdict
-from ..core.audit import AuditSink, fan_out
+from ..core.audit import Action, AuditSink, fan_out
 from ..core.network import in_networks, parse_networks
+from ..endpoints import STATUS_TOKEN_HEADER
 from ..messages import refusal
-from ..web import request_client_address
+from ..web import BadInput, basic_credentials, request_client_address
 
 COOKIE_REFRESH_SECONDS = 60  # how stale the cookie's "last seen" may get before it is rewritten
 MAX_PASSWORD_LENGTH = 1024  # longer input is not hashed, just refused
+# Per-request credentials for callers without a browser session (a notebook kernel): they reach only the 2FA
+# API handlers that accept them, and never become a cookie.
+API_CREDENTIAL_FACTORS = frozenset({"password", "status-token"})
 
 
 @dataclass
@@ -35,7 +42,8 @@ class TwoFactorUser(User):
     """A jupyter_server User plus what its session was granted on."""
 
     epoch: int = 0
-    factor: str = "totp"  # totp | recovery-code | trusted-network | optional-policy | token
+    # totp | recovery-code | trusted-network | optional-policy | token, or one of API_CREDENTIAL_FACTORS
+    factor: str = "totp"
     issued_at: float = 0.0
     seen_at: float = 0.0
 
@@ -176,6 +184,8 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
         self._epochs = EpochView(lambda: self.enrollment.store.epochs(), self.epoch_refresh_interval)
         self._trusted_networks = parse_networks(self.trusted_networks)
         self._trusted_proxies = parse_networks(self.trusted_proxies)
+        # Lets this server's kernels read (never change) the 2FA status; the extension puts it in their env.
+        self.status_token = secrets.token_urlsafe(32)
 
     # -- the core ------------------------------------------------------------------------------------------
 
@@ -268,6 +278,13 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
         if account is not None:
             self._epochs.set(self.username, account.epoch)
 
+    def reload_epoch(self) -> None:
+        """Take the account's epoch from the store at once, after a change that issued no new cookie here
+        (a device confirmed by a kernel), so older sessions end now rather than at the next refresh."""
+        account = self.enrollment.store.get(self.username)
+        if account is not None:
+            self._epochs.set(self.username, account.epoch)
+
     # -- sessions ------------------------------------------------------------------------------------------
 
     def user_to_cookie(self, user: User) -> str:
@@ -319,6 +336,60 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
     def set_login_cookie(self, handler: web.RequestHandler, user: User) -> None:
         self.cookie_options.setdefault("samesite", "Lax")
         super().set_login_cookie(handler, user)
+
+    async def get_user(self, handler: web.RequestHandler) -> User | None:
+        user = self.api_credential_user(handler)
+        if user is not None:
+            return user
+        found = super().get_user(handler)
+        return await found if inspect.isawaitable(found) else found
+
+    def api_credential_user(self, handler: web.RequestHandler) -> TwoFactorUser | None:
+        """The account, for a 2FA API request that carries the password (HTTP Basic) or the status token.
+
+        Only handlers that say so (``accepts_password``, ``accepts_status_token``) look at these, so neither
+        opens anything else. A Basic password is counted by the throttle like a login; the status token
+        (GET status only) is what this server's kernels find in ``JUPYTER_2FA_STATUS_TOKEN``.
+        """
+        request = handler.request
+        token = request.headers.get(STATUS_TOKEN_HEADER)
+        if token is not None and getattr(handler, "accepts_status_token", False) and request.method == "GET":
+            if not hmac.compare_digest(token.encode(), self.status_token.encode()):
+                raise web.HTTPError(403, "wrong status token")
+            return self._api_user("status-token")
+        if not getattr(handler, "accepts_password", False):
+            return None
+        try:
+            credentials = basic_credentials(request.headers.get("Authorization", ""))
+        except BadInput as err:
+            raise web.HTTPError(err.status, str(err)) from None
+        if credentials is None:
+            return None
+        try:
+            verdict = self.enrollment.verifier.verify_password_only(
+                self.username,
+                self.password_ok(credentials[1]),  # the user part is ignored: a single server has one account
+                time.time(),
+                "api",
+                remote_addr=self.client_address(handler),
+                action=Action.PASSWORD_CHECK,
+            )
+        except StoreError:
+            verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
+        if not verdict.ok:
+            answer = self.refusal(verdict)
+            error = web.HTTPError(403 if answer.status == 401 else answer.status, answer.message)
+            if answer.retry_after:
+                # Not handler.set_header: tornado's send_error clears the headers before writing the error.
+                error.headers = {"Retry-After": str(int(answer.retry_after))}  # type: ignore[attr-defined]
+            raise error
+        return self._api_user("password")
+
+    def _api_user(self, factor: str) -> TwoFactorUser:
+        now = time.time()
+        return TwoFactorUser(
+            username=self.username, name=self.username, display_name=self.username, factor=factor, issued_at=now
+        )
 
     async def get_user_token(self, handler: web.RequestHandler) -> User | None:
         if not self.allow_token_access:

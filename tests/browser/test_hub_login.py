@@ -15,25 +15,22 @@ The hub comes from ``tests/hub/hub_support.py`` (a real ``jupyterhub`` behind co
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pyotp
 import pytest
 from ci_support import skip_or_fail
 from playwright.sync_api import Page, expect
+from support_modules import load_support
 
 pytestmark = pytest.mark.slow
 
-HUB_SUPPORT = Path(__file__).resolve().parents[1] / "hub" / "hub_support.py"
 USERNAME = "alice"
 PASSWORD = "correct horse battery staple"  # SharedPasswordAuthenticator wants at least 8 characters
 OTP_PROMPT = "Code from your authenticator app (or a recovery code):"  # TOTPAuthenticator's otp_prompt default
@@ -47,27 +44,7 @@ c.Authenticator.allow_all = True
 """
 
 
-def _load_hub_support() -> ModuleType:
-    """tests/hub/hub_support.py as module ``hub_support``: the one tests/hub/conftest.py imports, if already loaded."""
-    loaded = sys.modules.get("hub_support")
-    if loaded is not None:
-        file = getattr(loaded, "__file__", None)
-        if not file or Path(file).resolve() != HUB_SUPPORT:
-            raise RuntimeError(f"a module named hub_support from {file} hides {HUB_SUPPORT}")
-        return loaded
-    spec = importlib.util.spec_from_file_location("hub_support", HUB_SUPPORT)
-    assert spec is not None and spec.loader is not None, HUB_SUPPORT
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["hub_support"] = module  # before running it: its dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules["hub_support"]
-        raise
-    return module
-
-
-hub_support = _load_hub_support()
+hub_support = load_support("hub", "hub_support")
 
 
 @pytest.fixture

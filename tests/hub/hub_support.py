@@ -204,7 +204,7 @@ class Hub:
     """A running JupyterHub behind configurable-http-proxy, started by :class:`HubFactory`."""
 
     url: str  # the proxy's public URL, http://127.0.0.1:PORT
-    admin_token: str = field(repr=False)  # service test-admin: admin:users, admin:servers, list:users, read:users
+    admin_token: str = field(repr=False)  # service test-admin: admin:users, admin:servers, list:/read:users, tokens
     user_token: str = field(repr=False)  # service test-user-service: read:users:name only (not an admin)
     directory: Path  # its working directory: jupyterhub_config.py, the log, the SQLite database, the cookie secret
     config_file: Path
@@ -325,7 +325,7 @@ def base_config(
         c.JupyterHub.load_roles = [
             {{
                 "name": "test-admin-role",
-                "scopes": ["admin:users", "admin:servers", "list:users", "read:users"],
+                "scopes": ["admin:users", "admin:servers", "list:users", "read:users", "tokens"],
                 "services": [{ADMIN_SERVICE!r}],
             }},
             {{"name": "test-user-role", "scopes": ["read:users:name"], "services": [{USER_SERVICE!r}]}},

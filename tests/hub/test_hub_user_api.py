@@ -35,17 +35,49 @@ def api(hub: Hub, method: str, path: str, body: Any = None, *, auth: Any = None,
 
 
 @pytest.mark.parametrize(
-    ("auth", "token", "status"),
+    ("auth", "status"),
     [
-        pytest.param(None, "", 403, id="nothing"),
-        pytest.param(("carol", "wrong password"), "", 403, id="wrong-password"),
-        pytest.param(None, "admin", 403, id="admin-token"),
+        pytest.param(None, 403, id="nothing"),
+        pytest.param(("carol", "wrong password"), 403, id="wrong-password"),
     ],
 )
-def test_status_needs_the_users_own_credentials(hub: Hub, auth: Any, token: str, status: int) -> None:
-    response = api(hub, "GET", "status", auth=auth, token=hub.admin_token if token else "")
+def test_status_needs_credentials(hub: Hub, auth: Any, status: int) -> None:
+    response = api(hub, "GET", "status", auth=auth)
     assert response.status_code == status, response.text
     assert "enrolled" not in response.text
+
+
+def test_a_service_token_has_no_account(hub: Hub) -> None:
+    response = api(hub, "GET", "status", token=hub.admin_token)
+    assert response.status_code == 403, response.text
+    assert "enrolled" not in response.text
+
+
+def user_token(hub: Hub, name: str) -> str:
+    """A fresh API token of user ``name`` (created with the admin service), like a kernel's JUPYTERHUB_API_TOKEN."""
+    headers = {"Authorization": f"token {hub.admin_token}"}
+    requests.post(f"{hub.url}/hub/api/users/{name}", headers=headers, timeout=30)  # 201, or 409 if it exists
+    made = requests.post(f"{hub.url}/hub/api/users/{name}/tokens", json={}, headers=headers, timeout=30)
+    assert made.status_code == 201, made.text
+    return str(made.json()["token"])
+
+
+def test_a_users_token_reads_their_status_and_changes_nothing(hub: Hub) -> None:
+    """What a kernel's JUPYTERHUB_API_TOKEN may do: read its user's state, never start or change a link."""
+    token = user_token(hub, "erin")
+    status = api(hub, "GET", "status", token=token)
+    assert status.status_code == 200, status.text
+    assert status.json()["username"] == "erin"
+    for method, path, body in [
+        ("POST", "enrollment", {"password": PASSWORD}),
+        ("DELETE", "enrollment", None),
+        ("POST", "enrollment/confirm", {"code": "123456"}),
+        ("POST", "relink", {"password": PASSWORD, "otp": "123456"}),
+        ("POST", "recovery-codes", {"password": PASSWORD, "otp": "123456"}),
+    ]:
+        response = api(hub, method, path, body, token=token)
+        assert response.status_code == 403, (path, response.text)
+        assert "not an API token" in response.json()["message"]
 
 
 def test_enroll_confirm_and_log_in_through_the_api(hub: Hub) -> None:

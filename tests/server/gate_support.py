@@ -48,6 +48,11 @@ def merge_config(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def example_path(route: str) -> str:
+    """A path a route pattern matches (its groups filled in), relative to the base URL."""
+    return re.sub(r"\([^)]*\)", "a-ticket", route).lstrip("/")
+
+
 def body_text(response: HTTPResponse) -> str:
     return response.body.decode("utf-8", errors="replace") if response.body else ""
 

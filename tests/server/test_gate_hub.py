@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from gate_support import Browser
+from gate_support import Browser, example_path
 from jupyter_server.auth import passwd
 from traitlets.config import Config
 
@@ -49,7 +49,7 @@ def jp_server_config(setting: Setting) -> Config:
     return Config(config)
 
 
-ROUTES = [path.lstrip("/") for path, _ in handlers()]
+ROUTES = [example_path(path) for path, _ in handlers()]
 
 
 async def test_routes_exist_only_with_the_gate(

@@ -161,12 +161,12 @@ def fields_read(cls: type) -> set[str]:
 
 def fields_returned() -> set[str]:
     """Every key of every JSON object the API handlers reply with, as written in handlers.py, plus the keys of
-    the reply models they build with jupyter_2fa.web (account_status, provisioning_model)."""
+    the reply models they build with jupyter_2fa.web (account_status, provisioning_model, linking_model)."""
     names: set[str] = set()
     for call in _calls(inspect.getsource(handlers_module), "reply"):
         for arg in call.args[1:]:
             names |= _dict_keys(arg)
-    for model in (jupyter_2fa.web.account_status, jupyter_2fa.web.provisioning_model):
+    for model in (jupyter_2fa.web.account_status, jupyter_2fa.web.provisioning_model, jupyter_2fa.web.linking_model):
         for node in ast.walk(ast.parse(inspect.getsource(model))):
             if isinstance(node, ast.Return) and node.value is not None:
                 names |= _dict_keys(node.value)
