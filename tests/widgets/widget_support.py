@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import nbformat
 import pyotp
@@ -158,12 +159,18 @@ class WebUser:
     base_url: str  # where the server's paths start, e.g. http://127.0.0.1:8888 or http://127.0.0.1:8000/user/alice
     session: requests.Session = field(default_factory=requests.Session)
 
+    @property
+    def xsrf(self) -> str:
+        """This server's ``_xsrf`` cookie (a hub's browser also holds the hub's, on another path)."""
+        path = urlparse(self.base_url).path.rstrip("/") + "/"
+        return str(self.session.cookies.get("_xsrf", default="", path=path))
+
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.session.get(self._url(path), timeout=REQUEST_SECONDS, allow_redirects=False, **kwargs)
 
     def api(self, method: str, path: str, body: Any = None) -> requests.Response:
         """A Jupyter REST call with this browser's session and XSRF header."""
-        headers = {"X-XSRFToken": self.session.cookies.get("_xsrf", "")}
+        headers = {"X-XSRFToken": self.xsrf}
         return self.session.request(
             method, self._url(path), json=body, headers=headers, timeout=REQUEST_SECONDS, allow_redirects=False
         )
@@ -171,7 +178,7 @@ class WebUser:
     def login(self, otp: str = "", password: str = PASSWORD) -> requests.Response:
         """The gate's login form; 302 means logged in."""
         self.get("login")
-        fields = {"password": password, "otp": otp, "_xsrf": self.session.cookies.get("_xsrf", "")}
+        fields = {"password": password, "otp": otp, "_xsrf": self.xsrf}
         return self.session.post(self._url("login"), data=fields, timeout=REQUEST_SECONDS, allow_redirects=False)
 
     def logged_in(self) -> bool:
