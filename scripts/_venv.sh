@@ -14,6 +14,11 @@
 # node_modules/.bin on PATH. That runs when the proxy is missing or package-lock.json is newer than its stamp.
 # Without npm it only warns (`./scripts/lab` needs no Node; the hub tests then skip, or fail under CI=true;
 # .ci/run installs Debian's nodejs and npm).
+#
+# ensure_labextension (scripts/test) builds the JupyterLab extension in labextension/ with JupyterLab's jlpm:
+# `jlpm install` (immutable under CI=true: yarn.lock must already be complete) when node_modules is missing or
+# older than yarn.lock, `jlpm build:prod` into jupyter_2fa/labextension when a source is newer than the build,
+# and links that build into the venv (`jupyter labextension develop`) so `jupyter lab` there serves it.
 
 JUPYTER_2FA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JUPYTER_2FA_VENV="${JUPYTER_2FA_ROOT}/.venv"
@@ -67,4 +72,36 @@ ensure_node_tools() {
     # npm ci deletes node_modules and installs exactly the lock file; it never rewrites the lock.
     (cd "${JUPYTER_2FA_ROOT}" && npm ci --no-audit --no-fund --loglevel=error) || return 1
     touch "${stamp}"
+}
+
+ensure_labextension() {
+    local source="${JUPYTER_2FA_ROOT}/labextension"
+    local built="${JUPYTER_2FA_ROOT}/jupyter_2fa/labextension/package.json"
+    local installed="${source}/node_modules/.yarn-state.yml"
+    local link="${JUPYTER_2FA_VENV}/share/jupyter/labextensions/jupyter-2fa"
+    local jlpm="${JUPYTER_2FA_VENV}/bin/jlpm"
+
+    if ! command -v node >/dev/null 2>&1; then
+        echo "warning: node not found, so the JupyterLab extension is not built and its tests (tests/labextension," \
+            "tests/browser) cannot run; install the Debian packages 'nodejs npm' (.ci/run does)" >&2
+        return 0
+    fi
+    if [[ ! -f "${installed}" || "${source}/yarn.lock" -nt "${installed}" \
+        || "${source}/package.json" -nt "${installed}" ]]; then
+        echo "Installing the Lab extension's Node dependencies (jlpm install) ..." >&2
+        # Under CI=true yarn.lock must not change (yarn's default there too): a stale lock fails the build here.
+        local immutable=()
+        case "${CI:-}" in true | TRUE | True | 1 | yes) immutable=(--immutable) ;; esac
+        (cd "${source}" && "${jlpm}" install "${immutable[@]}") || return 1
+        touch "${installed}"
+    fi
+    if [[ ! -f "${built}" ]] || [[ -n "$(find "${source}/src" "${source}/schema" "${source}/style" \
+        "${source}/package.json" -newer "${built}" -print -quit)" ]]; then
+        echo "Building the Lab extension (jlpm build:prod) ..." >&2
+        (cd "${source}" && PATH="${JUPYTER_2FA_VENV}/bin:${PATH}" "${jlpm}" build:prod) || return 1
+    fi
+    if [[ "$(readlink "${link}" 2>/dev/null)" != "${JUPYTER_2FA_ROOT}/jupyter_2fa/labextension" ]]; then
+        # An editable install copies the build once; a link keeps the venv's Lab on the latest build.
+        "${JUPYTER_2FA_VENV}/bin/jupyter-labextension" develop --overwrite "${JUPYTER_2FA_ROOT}" >/dev/null || return 1
+    fi
 }

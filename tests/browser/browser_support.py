@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from wheel_support import WheelInstall
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = REPO_ROOT / "test-output" / "browser"  # gitignored
@@ -93,21 +94,21 @@ def write_server_config(config_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def running_lab(workdir: Path) -> Iterator[LabServer]:
+def running_lab(workdir: Path, installed: WheelInstall | None = None) -> Iterator[LabServer]:
     """`jupyter lab` on a free loopback port, configured through the JUPYTER_* dirs in ``os.environ``.
 
-    Its output goes to a log file in ``workdir`` (no pipes to leave open); the tail is printed when it stops,
-    which pytest shows when the test failed. The server is always terminated, and killed if it does not stop.
+    By default from the project's venv; with ``installed``, from the fresh venv the built wheel went into
+    (started in ``workdir``, so the source tree is not on its path). Its output goes to a log file in
+    ``workdir`` (no pipes to leave open); the tail is printed when it stops, which pytest shows when the test
+    failed. The server is always terminated, and killed if it does not stop.
     """
     write_server_config(Path(os.environ["JUPYTER_CONFIG_DIR"]))
     notebooks = workdir / "notebooks"
     notebooks.mkdir()
     port = free_port()
+    launcher = [str(installed.python), "-m", "jupyterlab"] if installed else [sys.executable, "-m", "jupyter", "lab"]
     command = [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "lab",
+        *launcher,
         "--no-browser",
         "--ServerApp.open_browser=False",
         "--ServerApp.ip=127.0.0.1",
@@ -119,7 +120,14 @@ def running_lab(workdir: Path) -> Iterator[LabServer]:
         command.append("--allow-root")
     server = LabServer(url=f"http://127.0.0.1:{port}", log=workdir / "jupyter-lab.log")
     with server.log.open("wb") as log:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=installed.env() if installed else os.environ,
+            cwd=workdir if installed else None,
+        )
     try:
         deadline = time.monotonic() + SERVER_START_SECONDS
         while not answers(f"{server.url}/login"):
