@@ -95,6 +95,7 @@ class EnrollmentPanel(widgets.VBox):
         self.menu_buttons = widgets.HBox()
         self.form_buttons = widgets.HBox([self.continue_button, self.cancel_button])
         self.scan_buttons = widgets.HBox([self.confirm_button, self.cancel_button])
+        self.codes_buttons = widgets.HBox([self.stored_button])
 
         try:
             self.client = client or TwoFactorClient(Endpoint.discover())
@@ -126,7 +127,7 @@ class EnrollmentPanel(widgets.VBox):
             "relink": [self.password, self.otp, self.form_buttons],
             "regenerate": [self.password, self.otp, self.form_buttons],
             "scan": [self.instructions, self.qr, self.code, self.scan_buttons],
-            "codes": [self.recovery_codes, self.stored_button],
+            "codes": [self.recovery_codes, self.codes_buttons],
             "unavailable": [],
         }
         self.children = [self.heading, self.status_view, self.message, *rows[step]]

@@ -11,8 +11,7 @@ import time
 from typing import Any
 
 import pytest
-import requests
-from widget_support import PASSWORD, Device, GateServer, WebUser, basic_header, free_port, manual_key
+from widget_support import PASSWORD, Device, GateServer, WebUser, enroll_over_api, free_port, manual_key
 
 from jupyter_2fa.endpoints import API_URL_ENV, STATUS_TOKEN_ENV, STATUS_TOKEN_HEADER
 from jupyter_2fa.widgets import ClientError, Endpoint, EnrollmentPanel, TwoFactorClient
@@ -43,18 +42,6 @@ def qr_url(panel: EnrollmentPanel) -> str:
     found = re.search(r'src="([^"]+)"', str(panel.qr.value))
     assert found, panel.qr.value
     return found.group(1)
-
-
-def enroll_over_api(server: GateServer) -> Device:
-    """Link a device the way a script would (Basic password, the secret inline), for tests that start enrolled."""
-    headers = basic_header(PASSWORD)
-    started = requests.post(f"{server.api_url}enrollment", json={"password": PASSWORD}, headers=headers, timeout=30)
-    assert started.status_code == 201, started.text
-    device = Device(started.json()["secret"])
-    confirm = {"code": device.code()}
-    confirmed = requests.post(f"{server.api_url}enrollment/confirm", json=confirm, headers=headers, timeout=30)
-    assert confirmed.status_code == 200, confirmed.text
-    return device
 
 
 def start_linking(panel: EnrollmentPanel, button: Any, otp: str = "") -> None:
@@ -210,7 +197,7 @@ def test_lockout_says_so_whatever_is_typed(gate_server: GateServer) -> None:
 
 
 def test_relink_replaces_the_device(gate_server: GateServer) -> None:
-    old_device = enroll_over_api(gate_server)
+    old_device = enroll_over_api(gate_server.api_url)
     browser = WebUser(gate_server.url)
     assert browser.login(old_device.code()).status_code == 302
     panel = EnrollmentPanel(client=gate_server.panel_client())
@@ -229,7 +216,7 @@ def test_relink_replaces_the_device(gate_server: GateServer) -> None:
 
 
 def test_relink_needs_the_current_code(gate_server: GateServer) -> None:
-    enroll_over_api(gate_server)
+    enroll_over_api(gate_server.api_url)
     panel = EnrollmentPanel(client=gate_server.panel_client())
     panel.relink_button.click()
     panel.password.value = PASSWORD
@@ -244,7 +231,7 @@ def test_relink_needs_the_current_code(gate_server: GateServer) -> None:
 
 
 def test_new_recovery_codes(gate_server: GateServer) -> None:
-    device = enroll_over_api(gate_server)
+    device = enroll_over_api(gate_server.api_url)
     panel = EnrollmentPanel(client=gate_server.panel_client())
 
     start_linking(panel, panel.recovery_button, otp=device.code())

@@ -152,6 +152,18 @@ class Device:
         return str(totp.at(step * totp.interval))
 
 
+def enroll_over_api(api_url: str) -> Device:
+    """Link a device the way a script would (Basic password, the secret inline), for tests that start enrolled."""
+    headers = basic_header(PASSWORD)
+    started = requests.post(f"{api_url}enrollment", json={"password": PASSWORD}, headers=headers, timeout=30)
+    assert started.status_code == 201, started.text
+    device = Device(started.json()["secret"])
+    confirm = {"code": device.code()}
+    confirmed = requests.post(f"{api_url}enrollment/confirm", json=confirm, headers=headers, timeout=30)
+    assert confirmed.status_code == 200, confirmed.text
+    return device
+
+
 @dataclass
 class WebUser:
     """A browser (cookies, XSRF) on a gated single server or on a hub's public URL."""
