@@ -167,6 +167,7 @@ def linking_model(
     if reveal == "link":
         ticket = images.put(owner, provisioning.card_svg().encode(), time.time())
         return {"qr_url": qr_path + ticket, "expires_at": expires_at}
+    images.discard(owner)  # a link to the secret this one replaced would show a dead secret
     return provisioning_model(provisioning, expires_at)
 
 

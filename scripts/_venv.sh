@@ -76,7 +76,7 @@ ensure_node_tools() {
 
 ensure_labextension() {
     local source="${JUPYTER_2FA_ROOT}/labextension"
-    local built="${JUPYTER_2FA_ROOT}/jupyter_2fa/labextension/package.json"
+    local built="${JUPYTER_2FA_ROOT}/jupyter_2fa/labextension/install.json"  # the build writes it last
     local installed="${source}/node_modules/.yarn-state.yml"
     local link="${JUPYTER_2FA_VENV}/share/jupyter/labextensions/jupyter-2fa"
     local jlpm="${JUPYTER_2FA_VENV}/bin/jlpm"

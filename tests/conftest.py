@@ -35,6 +35,8 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
+from jupyter_2fa.endpoints import API_URL_ENV, STATUS_TOKEN_ENV
+
 POSTGRES_URL_VARIABLE = "JUPYTER_2FA_TEST_POSTGRES_URL"
 POSTGRES_OS_USER = "postgres"  # PostgreSQL refuses to run as root; this is who runs it when we are root
 POSTGRES_SUPERUSER = "postgres"
@@ -95,6 +97,11 @@ def isolated_jupyter_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     monkeypatch.delenv("JUPYTER_PATH", raising=False)
     # A developer's real encryption keys must never reach a test (or be used to encrypt test data).
     monkeypatch.delenv("JUPYTER_2FA_KEYS", raising=False)
+    # What a gated server tells its kernels (jupyter_2fa.endpoints): an in-process server sets these in the
+    # test process. Set-then-delete makes monkeypatch remove them again after the test, whoever set them.
+    for name in (API_URL_ENV, STATUS_TOKEN_ENV):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     return root
 
 

@@ -205,9 +205,11 @@ class HubUserAPIHandler(HubTwoFactorMixin, APIHandler):
 
     def refused(self, verdict: Verdict) -> web.HTTPError:
         answer = self.totp.refusal(verdict)
+        error = web.HTTPError(403 if answer.status == 401 else answer.status, answer.message)
         if answer.retry_after:
-            self.set_header("Retry-After", str(int(answer.retry_after)))
-        return web.HTTPError(403 if answer.status == 401 else answer.status, answer.message)
+            # On the error, which JupyterHub's write_error applies: send_error clears the handler's own headers.
+            error.headers = {"Retry-After": str(int(answer.retry_after))}  # type: ignore[attr-defined]
+        return error
 
     async def account_name(self, token_may_read: bool = False) -> str:
         """Whose account this is. ``token_may_read``: an API token (e.g. a kernel's) may name it, to read."""

@@ -315,6 +315,7 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
             return None
         now = time.time()
         if not self.session_valid(user, now, handler):
+            handler._jupyter_2fa_stale_session = True  # type: ignore[attr-defined]
             return None
         if now - user.seen_at > min(COOKIE_REFRESH_SECONDS, self.session_idle_timeout / 2):
             user.seen_at = now
@@ -332,6 +333,14 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
         if user.factor == "optional-policy":
             return self.password_alone_allowed(now)
         return user.factor in ("totp", "recovery-code")
+
+    def clear_login_cookie(self, handler: web.RequestHandler) -> None:
+        """Clear the cookie, except a well-signed one that has merely ended: that request may have left the
+        browser just before a confirm or re-link gave it a new cookie, which clearing would delete too. A kept
+        stale cookie stays refused (its epoch or age is checked on every request)."""
+        if getattr(handler, "_jupyter_2fa_stale_session", False):
+            return
+        super().clear_login_cookie(handler)
 
     def set_login_cookie(self, handler: web.RequestHandler, user: User) -> None:
         self.cookie_options.setdefault("samesite", "Lax")

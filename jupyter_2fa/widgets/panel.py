@@ -118,6 +118,8 @@ class EnrollmentPanel(widgets.VBox):
             action()
         except ClientError as err:
             self._refused(err)
+        except Exception as err:  # the panel's edge: a message in the notebook, never a traceback
+            self._show(self.step, error=f"Something unexpected went wrong ({type(err).__name__}). Please try again.")
 
     def _show(self, step: str, error: str = "", info: str = "") -> None:
         self.step = step

@@ -569,6 +569,27 @@ def twofa_api(hub: Hub, method: str, path: str = "", token: str | None = None, *
     return requests.request(method, url, headers=headers, timeout=REQUEST_SECONDS, allow_redirects=False, **kwargs)
 
 
+def user_api(
+    hub: Hub, method: str, path: str, body: Any = None, *, auth: Any = None, token: str = ""
+) -> requests.Response:
+    """Call the user's 2FA API at ``/hub/2fa/api/<path>`` as a kernel or script would: HTTP Basic ``auth``
+    (``(username, password)``) and/or an API ``token``; a JSON ``body``."""
+    headers = {"Authorization": f"token {token}"} if token else {}
+    url = f"{hub.url}/hub/2fa/api/{path}"
+    return requests.request(
+        method, url, json=body, auth=auth, headers=headers, timeout=REQUEST_SECONDS, allow_redirects=False
+    )
+
+
+def new_user_token(hub: Hub, name: str) -> str:
+    """A fresh API token of user ``name`` (created with the admin service), like a kernel's JUPYTERHUB_API_TOKEN."""
+    headers = {"Authorization": f"token {hub.admin_token}"}
+    requests.post(f"{hub.url}/hub/api/users/{name}", headers=headers, timeout=REQUEST_SECONDS)  # 201, or 409
+    made = requests.post(f"{hub.url}/hub/api/users/{name}/tokens", json={}, headers=headers, timeout=REQUEST_SECONDS)
+    assert made.status_code == 201, made.text
+    return str(made.json()["token"])
+
+
 def twofa_log_lines(hub: Hub, username: str) -> list[str]:
     """The hub log's 2FA decision lines about ``username`` ("2FA login success for 'alice' from …: totp")."""
     return [line for line in hub.log_text().splitlines() if "2FA " in line and f"for {username!r}" in line]

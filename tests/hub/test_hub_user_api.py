@@ -8,8 +8,7 @@ from typing import Any
 
 import pyotp
 import pytest
-import requests
-from hub_support import Hub, HubFactory
+from hub_support import Hub, HubFactory, new_user_token, user_api
 
 PASSWORD = "a shared password for the hub tests"
 CONFIG = f"""
@@ -29,11 +28,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Any:
         factory.close()
 
 
-def api(hub: Hub, method: str, path: str, body: Any = None, *, auth: Any = None, token: str = "") -> requests.Response:
-    headers = {"Authorization": f"token {token}"} if token else {}
-    return requests.request(method, f"{hub.url}/hub/2fa/api/{path}", json=body, auth=auth, headers=headers, timeout=30)
-
-
 @pytest.mark.parametrize(
     ("auth", "status"),
     [
@@ -42,30 +36,21 @@ def api(hub: Hub, method: str, path: str, body: Any = None, *, auth: Any = None,
     ],
 )
 def test_status_needs_credentials(hub: Hub, auth: Any, status: int) -> None:
-    response = api(hub, "GET", "status", auth=auth)
+    response = user_api(hub, "GET", "status", auth=auth)
     assert response.status_code == status, response.text
     assert "enrolled" not in response.text
 
 
 def test_a_service_token_has_no_account(hub: Hub) -> None:
-    response = api(hub, "GET", "status", token=hub.admin_token)
+    response = user_api(hub, "GET", "status", token=hub.admin_token)
     assert response.status_code == 403, response.text
     assert "enrolled" not in response.text
 
 
-def user_token(hub: Hub, name: str) -> str:
-    """A fresh API token of user ``name`` (created with the admin service), like a kernel's JUPYTERHUB_API_TOKEN."""
-    headers = {"Authorization": f"token {hub.admin_token}"}
-    requests.post(f"{hub.url}/hub/api/users/{name}", headers=headers, timeout=30)  # 201, or 409 if it exists
-    made = requests.post(f"{hub.url}/hub/api/users/{name}/tokens", json={}, headers=headers, timeout=30)
-    assert made.status_code == 201, made.text
-    return str(made.json()["token"])
-
-
 def test_a_users_token_reads_their_status_and_changes_nothing(hub: Hub) -> None:
     """What a kernel's JUPYTERHUB_API_TOKEN may do: read its user's state, never start or change a link."""
-    token = user_token(hub, "erin")
-    status = api(hub, "GET", "status", token=token)
+    token = new_user_token(hub, "erin")
+    status = user_api(hub, "GET", "status", token=token)
     assert status.status_code == 200, status.text
     assert status.json()["username"] == "erin"
     for method, path, body in [
@@ -75,29 +60,29 @@ def test_a_users_token_reads_their_status_and_changes_nothing(hub: Hub) -> None:
         ("POST", "relink", {"password": PASSWORD, "otp": "123456"}),
         ("POST", "recovery-codes", {"password": PASSWORD, "otp": "123456"}),
     ]:
-        response = api(hub, method, path, body, token=token)
+        response = user_api(hub, method, path, body, token=token)
         assert response.status_code == 403, (path, response.text)
         assert "not an API token" in response.json()["message"]
 
 
 def test_enroll_confirm_and_log_in_through_the_api(hub: Hub) -> None:
     auth = ("dave", PASSWORD)
-    status = api(hub, "GET", "status", auth=auth)
+    status = user_api(hub, "GET", "status", auth=auth)
     assert status.status_code == 200, status.text
     assert status.json()["username"] == "dave" and status.json()["enrolled"] is False
 
-    assert api(hub, "POST", "enrollment", {"password": "wrong"}, auth=auth).status_code == 403
-    started = api(hub, "POST", "enrollment", {"password": PASSWORD}, auth=auth)
+    assert user_api(hub, "POST", "enrollment", {"password": "wrong"}, auth=auth).status_code == 403
+    started = user_api(hub, "POST", "enrollment", {"password": PASSWORD}, auth=auth)
     assert started.status_code == 201, started.text
     assert started.headers["Cache-Control"] == "no-store"
     totp = pyotp.parse_uri(started.json()["otpauth_uri"])
     assert started.json()["qr_svg"].lstrip().startswith(("<svg", "<?xml"))
 
-    assert api(hub, "POST", "enrollment/confirm", {"code": 123}, auth=auth).status_code == 400
-    confirmed = api(hub, "POST", "enrollment/confirm", {"code": totp.now()}, auth=auth)
+    assert user_api(hub, "POST", "enrollment/confirm", {"code": 123}, auth=auth).status_code == 400
+    confirmed = user_api(hub, "POST", "enrollment/confirm", {"code": totp.now()}, auth=auth)
     assert confirmed.status_code == 200, confirmed.text
     assert len(confirmed.json()["recovery_codes"]) == 10
-    assert api(hub, "GET", "status", auth=auth).json()["enrolled"] is True
+    assert user_api(hub, "GET", "status", auth=auth).json()["enrolled"] is True
 
     browser = hub.new_browser()
     assert browser.login("dave", PASSWORD, otp=totp.at(time.time() + 30)).status_code == 302

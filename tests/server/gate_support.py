@@ -48,6 +48,16 @@ def merge_config(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# The JSON API's paths, relative to the base URL, and the rollout policy that lets the password alone in.
+API = "2fa/api/"
+STATUS = API + "status"
+ENROLLMENT = API + "enrollment"
+CONFIRM = API + "enrollment/confirm"
+RELINK = API + "relink"
+RECOVERY_CODES = API + "recovery-codes"
+OPTIONAL = {"TwoFactorConfig": {"enrollment_policy": "optional"}}
+
+
 def example_path(route: str) -> str:
     """A path a route pattern matches (its groups filled in), relative to the base URL."""
     return re.sub(r"\([^)]*\)", "a-ticket", route).lstrip("/")

@@ -13,20 +13,29 @@ from typing import Any
 
 import pyotp
 import pytest
-from gate_support import PASSWORD, WRONG_PASSWORD, Browser, EnrolledAccount, body_text, json_body, totp_for, wrong_code
+from gate_support import (
+    API,
+    CONFIRM,
+    ENROLLMENT,
+    OPTIONAL,
+    PASSWORD,
+    RECOVERY_CODES,
+    RELINK,
+    STATUS,
+    WRONG_PASSWORD,
+    Browser,
+    EnrolledAccount,
+    body_text,
+    json_body,
+    totp_for,
+    wrong_code,
+)
 from tornado.httpclient import HTTPResponse
 
 from jupyter_2fa.server import TOTPIdentityProvider
 
-API = "2fa/api/"
-STATUS = API + "status"
-ENROLLMENT = API + "enrollment"
-CONFIRM = API + "enrollment/confirm"
-RELINK = API + "relink"
-RECOVERY_CODES = API + "recovery-codes"
 CONTENTS = "api/contents"
 
-OPTIONAL = {"TwoFactorConfig": {"enrollment_policy": "optional"}}
 STATUS_FIELDS = {
     "username",
     "enrolled",

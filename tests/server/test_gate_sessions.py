@@ -6,8 +6,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import pyotp
 import pytest
-from gate_support import PASSWORD, Browser, EnrolledAccount, login_message
+from gate_support import PASSWORD, Browser, EnrolledAccount, json_body, login_message
 
 from jupyter_2fa.server import TOTPIdentityProvider
 
@@ -113,3 +114,25 @@ async def test_activity_keeps_a_session_alive_past_the_idle_timeout(
         response = await browser.get("api/contents")
         assert response.code == 200, f"logged out {time.monotonic() - started:.1f} s in, despite a request every 0.4 s"
         await asyncio.sleep(0.4)
+
+
+async def test_a_request_sent_before_a_relink_does_not_delete_the_new_cookie(
+    browser: Browser, gate: TOTPIdentityProvider, enrolled: EnrolledAccount
+) -> None:
+    """A Lab tab keeps requests in flight: one that left with the old cookie, answered after the re-link was
+    confirmed, is refused, but must not clear the login cookie, or the browser drops the new one too."""
+    await _logged_in(browser, enrolled.fresh_code())
+    old_cookie = browser.login_cookie()
+    relink = await browser.post_json("2fa/api/relink", {"password": PASSWORD, "otp": enrolled.recovery_codes[0]})
+    assert relink.code == 201
+    new_device = pyotp.TOTP(json_body(relink)["secret"], digits=enrolled.totp.digits)
+    assert (await browser.post_json("2fa/api/enrollment/confirm", {"code": new_device.now()})).code == 200
+    new_cookie = browser.login_cookie()
+    assert new_cookie is not None and new_cookie != old_cookie
+
+    assert old_cookie is not None
+    late = await browser.get("api/contents", headers={"Cookie": f"{old_cookie[0]}={old_cookie[1]}"})
+
+    assert late.code == 403
+    assert not any(c.startswith("username-") for c in late.headers.get_list("Set-Cookie")), "cookie cleared"
+    assert (await browser.get("api/contents")).code == 200

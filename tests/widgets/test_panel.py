@@ -6,8 +6,11 @@ fields, clicking) and, where the panel shows the QR picture, the browser that fe
 
 from __future__ import annotations
 
+import http.server
 import re
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -323,3 +326,48 @@ def test_endpoint_discovery(env: dict[str, str], api_url: str, on_hub: bool, sta
 def test_no_endpoint_outside_a_server() -> None:
     with pytest.raises(ClientError, match="jupyter 2fa enroll"):
         Endpoint.discover({"USER": "ada"})
+
+
+@pytest.fixture
+def odd_server() -> Iterator[tuple[str, list[bytes]]]:
+    """A local HTTP server answering every call with the next body of its list (a broken or foreign API)."""
+    answers: list[bytes] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = answers.pop(0) if answers else b"{}"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/2fa/api/", answers
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "shown"),
+    [
+        pytest.param(b"{}", "Something unexpected went wrong (KeyError)", id="json-without-qr_url"),
+        pytest.param(b"<html>proxy error</html>", "cannot read", id="not-json"),
+    ],
+)
+def test_a_strange_answer_gives_a_message_not_a_traceback(
+    odd_server: tuple[str, list[bytes]], answer: bytes, shown: str
+) -> None:
+    url, answers = odd_server
+    panel = EnrollmentPanel(client=TwoFactorClient(Endpoint(url, "", on_hub=False)))
+    answers.append(answer)
+    start_linking(panel, panel.link_button)
+    assert panel.step == "link" and shown in message(panel), message(panel)
