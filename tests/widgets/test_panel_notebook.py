@@ -16,6 +16,14 @@ pytestmark = pytest.mark.slow
 OPTIONAL = pytest.param('c.TwoFactorConfig.enrollment_policy = "optional"\n', id="optional")
 
 
+# What the kernel still holds once the panel is done: every live widget's state, the displayed-values history
+# (Out) and the input history (In), and the panel's own attributes.
+KERNEL_MEMORY = (
+    "repr([w.get_state() for w in __import__('ipywidgets.widgets.widget', fromlist=['_'])._instances.values()])"
+    " + repr(Out) + repr(In) + repr(vars(panel))"
+)
+
+
 def assert_no_secret(saved: str, secret: str) -> None:
     for needle in (secret, "otpauth", " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))):
         assert needle not in saved
@@ -57,6 +65,7 @@ def test_link_a_device_from_a_notebook(gate_server: GateServer) -> None:
         assert notebook.value("panel.recovery_codes.value") == ""
         assert notebook.value("panel.status['enrolled']") is True
         assert_no_secret(notebook.save(), secret)
+        assert_no_secret(notebook.value(KERNEL_MEMORY), secret)
 
     assert WebUser(gate_server.url).login().status_code != 302, "the password alone no longer opens the server"
     fresh = WebUser(gate_server.url)

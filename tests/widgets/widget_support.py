@@ -239,7 +239,7 @@ class ServerNotebook:
     def value(self, expression: str) -> Any:
         """A JSON value computed in the kernel (printed, so it is in the cell's stream output)."""
         outputs = self.run(f"import json as _json; print(_json.dumps({expression}))")
-        text = "".join(output.get("text", "") for output in outputs if output.get("output_type") == "stream")
+        text = "".join(output.get("text", "") for output in outputs if output.get("name") == "stdout")
         return json.loads(text.strip().splitlines()[-1])
 
     def save(self) -> str:
