@@ -264,6 +264,9 @@ class HubStatusAPIHandler(HubUserAPIHandler):
                 **account_status(account, enrollment.settings.throttle.lockout_threshold),
                 "policy": self.totp.enrollment_policy,
                 "optional_until": self.totp.optional_until or None,
+                # The gate's body has them; the hub's login cookie carries no factor or end time to report.
+                "session_factor": None,
+                "session_expires_at": None,
             },
         )
 

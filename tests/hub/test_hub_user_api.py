@@ -8,7 +8,10 @@ from typing import Any
 
 import pyotp
 import pytest
+import yaml
 from hub_support import Hub, HubFactory, new_user_token, user_api
+
+from jupyter_2fa.server.paths import OPENAPI
 
 PASSWORD = "a shared password for the hub tests"
 CONFIG = f"""
@@ -53,6 +56,8 @@ def test_a_users_token_reads_their_status_and_changes_nothing(hub: Hub) -> None:
     status = user_api(hub, "GET", "status", token=token)
     assert status.status_code == 200, status.text
     assert status.json()["username"] == "erin"
+    documented = yaml.safe_load(OPENAPI.read_text())["components"]["schemas"]["Status"]["required"]
+    assert set(status.json()) == set(documented), "the hub's status has the gate's shape"
     for method, path, body in [
         ("POST", "enrollment", {"password": PASSWORD}),
         ("DELETE", "enrollment", None),
