@@ -1,4 +1,5 @@
-"""Helpers of the browser test: Debian's Chromium settings and a real `jupyter lab` behind the 2FA gate.
+"""Helpers of the browser tests: Debian's Chromium settings, a real `jupyter lab` (or Notebook 7) behind the 2FA
+gate, and a second client that links a device over plain HTTP.
 
 Imported by the test and the fixtures in this folder (pytest puts the folder on ``sys.path``; a plain
 ``import conftest`` could give another folder's conftest.py, so shared names live here).
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,8 +20,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+import pyotp
 import pytest
+import requests
+from playwright.sync_api import Page, expect
 from wheel_support import WheelInstall
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,11 +47,18 @@ PASSWORD = "correct horse battery staple"
 SERVER_START_SECONDS = 60
 SERVER_STOP_SECONDS = 20
 LOG_TAIL_CHARS = 6000
+HTTP_SECONDS = 20
+TOTP_PERIOD = 30
+STEP_EDGE_SECONDS = 2
+RECOVERY_CODE = re.compile(r"[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}")
+
+App = Literal["lab", "notebook"]
+APP_MODULES: dict[App, str] = {"lab": "jupyterlab", "notebook": "notebook"}  # `python -m` them: `jupyter <app>`
 
 
 @dataclass
 class LabServer:
-    """A running `jupyter lab` whose only way in is the 2FA gate, with password :data:`PASSWORD`."""
+    """A running `jupyter lab` (or `jupyter notebook`) whose only way in is the 2FA gate, with :data:`PASSWORD`."""
 
     url: str
     log: Path
@@ -93,9 +106,17 @@ def write_server_config(config_dir: Path) -> None:
     )
 
 
+def write_extension_settings(**values: int) -> None:
+    """The Lab extension's user settings (schema/plugin.json), where both Lab and Notebook 7 read them."""
+    settings = Path(os.environ["JUPYTER_CONFIG_DIR"]) / "lab" / "user-settings" / "jupyter-2fa"
+    settings.mkdir(parents=True)
+    (settings / "plugin.jupyterlab-settings").write_text(json.dumps(values))
+
+
 @contextlib.contextmanager
-def running_lab(workdir: Path, installed: WheelInstall | None = None) -> Iterator[LabServer]:
-    """`jupyter lab` on a free loopback port, configured through the JUPYTER_* dirs in ``os.environ``.
+def running_lab(workdir: Path, installed: WheelInstall | None = None, app: App = "lab") -> Iterator[LabServer]:
+    """`jupyter lab` (``app="notebook"``: Notebook 7) on a free loopback port, configured through the JUPYTER_*
+    dirs in ``os.environ``.
 
     By default from the project's venv; with ``installed``, from the fresh venv the built wheel went into
     (started in ``workdir``, so the source tree is not on its path). Its output goes to a log file in
@@ -106,7 +127,8 @@ def running_lab(workdir: Path, installed: WheelInstall | None = None) -> Iterato
     notebooks = workdir / "notebooks"
     notebooks.mkdir()
     port = free_port()
-    launcher = [str(installed.python), "-m", "jupyterlab"] if installed else [sys.executable, "-m", "jupyter", "lab"]
+    # The wheel's venv has no `jupyter-lab` script on its PATH (its dependencies come through a .pth): `python -m`.
+    launcher = [str(installed.python), "-m", APP_MODULES[app]] if installed else [sys.executable, "-m", "jupyter", app]
     command = [
         *launcher,
         "--no-browser",
@@ -118,7 +140,7 @@ def running_lab(workdir: Path, installed: WheelInstall | None = None) -> Iterato
     ]
     if os.geteuid() == 0:
         command.append("--allow-root")
-    server = LabServer(url=f"http://127.0.0.1:{port}", log=workdir / "jupyter-lab.log")
+    server = LabServer(url=f"http://127.0.0.1:{port}", log=workdir / f"jupyter-{app}.log")
     with server.log.open("wb") as log:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(
             command,
@@ -132,10 +154,10 @@ def running_lab(workdir: Path, installed: WheelInstall | None = None) -> Iterato
         deadline = time.monotonic() + SERVER_START_SECONDS
         while not answers(f"{server.url}/login"):
             if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{server.log_tail()}", pytrace=False)
+                pytest.fail(f"jupyter {app} exited with {proc.returncode}:\n{server.log_tail()}", pytrace=False)
             if time.monotonic() > deadline:
                 pytest.fail(
-                    f"jupyter lab did not answer in {SERVER_START_SECONDS}s:\n{server.log_tail()}", pytrace=False
+                    f"jupyter {app} did not answer in {SERVER_START_SECONDS}s:\n{server.log_tail()}", pytrace=False
                 )
             time.sleep(0.2)
         yield server
@@ -146,4 +168,80 @@ def running_lab(workdir: Path, installed: WheelInstall | None = None) -> Iterato
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=SERVER_STOP_SECONDS)
-        print(f"--- jupyter lab log ({server.log}), last {LOG_TAIL_CHARS} characters ---\n{server.log_tail()}")
+        print(f"--- jupyter {app} log ({server.log}), last {LOG_TAIL_CHARS} characters ---\n{server.log_tail()}")
+
+
+class Authenticator:
+    """The user's authenticator app: pyotp over the linked key, remembering the last time step it gave out.
+
+    The gate accepts each step once, and only within one step of its clock, so :meth:`next_code` gives the
+    earliest step that is unused and still acceptable. The first (the link's) is the previous step, which leaves
+    the current and the next one for a login and a change in the panel without waiting for the clock.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.totp = pyotp.TOTP(key)
+        self.last_step: int | None = None
+
+    @staticmethod
+    def step_now() -> int:
+        return int(time.time()) // TOTP_PERIOD
+
+    def next_code(self) -> str:
+        left = TOTP_PERIOD - time.time() % TOTP_PERIOD
+        if left < STEP_EDGE_SECONDS:  # the previous step's code would leave the window on its way to the gate
+            time.sleep(left)
+        step = self.step_now() - 1 if self.last_step is None else max(self.last_step + 1, self.step_now() - 1)
+        while step > self.step_now() + 1:  # two steps ahead of the gate's clock: not accepted yet
+            time.sleep(0.5)
+        self.last_step = step
+        return str(self.totp.at(step * TOTP_PERIOD))
+
+
+class Client:
+    """A second client (plain HTTP, its own cookies): the gate's forms with their XSRF field."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = requests.Session()
+        self.http.get(f"{url}/login", timeout=HTTP_SECONDS).raise_for_status()
+
+    def post(self, path: str, **fields: str) -> requests.Response:
+        data = {"_xsrf": self.http.cookies["_xsrf"], **fields}
+        response = self.http.post(f"{self.url}{path}", data=data, timeout=HTTP_SECONDS)
+        response.raise_for_status()
+        return response
+
+    def enroll(self) -> tuple[Authenticator, list[str]]:
+        """Link a first device (the enrollment page is test_lab_login's subject); returns it and the recovery codes."""
+        page = self.post("/2fa/enroll", action="start", password=PASSWORD).text
+        key = re.search(r'id="manual_key">([A-Z2-7 ]+)<', page)
+        assert key, page
+        device = Authenticator(key.group(1).replace(" ", ""))
+        done = self.post("/2fa/enroll", action="confirm", code=device.next_code()).text
+        codes = re.findall(rf"<li>({RECOVERY_CODE.pattern})</li>", done)
+        assert len(codes) == 10, done
+        return device, codes
+
+    def log_in_and_out(self, otp: str) -> None:
+        """Log in, then out: logging out moves the account's epoch, which ends every session, everywhere."""
+        self.post("/login", password=PASSWORD, otp=otp)
+        self.http.get(f"{self.url}/logout", timeout=HTTP_SECONDS).raise_for_status()
+
+
+def log_in(page: Page, url: str, path: str, otp: str) -> None:
+    """Open ``path``, meet the gate's login page (``next`` kept) and log in with the password and ``otp``."""
+    page.goto(f"{url}{path}")
+    expect(page).to_have_url(re.compile(rf"/login\?next={re.escape(path.replace('/', '%2F'))}$"))
+    page.fill("#password_input", PASSWORD)
+    page.fill("#otp_input", otp)
+    page.click("#login_submit")
+
+
+def panel_codes(page: Page) -> list[str]:
+    """The recovery codes the extension's panel shows (ten, well-formed)."""
+    codes = page.locator(".jp-2fa-recovery-codes li")
+    expect(codes).to_have_count(10)
+    texts = codes.all_inner_texts()
+    assert all(RECOVERY_CODE.fullmatch(code) for code in texts), texts
+    return texts

@@ -14,17 +14,13 @@ The device is first linked over plain HTTP (the enrollment page is test_lab_logi
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyotp
 import pytest
-import requests
-from browser_support import PASSWORD, LabServer, running_lab
+from browser_support import PASSWORD, Client, LabServer, log_in, panel_codes, running_lab, write_extension_settings
 from playwright.sync_api import Page, expect
 from wheel_support import WheelInstall
 
@@ -33,50 +29,14 @@ pytestmark = pytest.mark.slow
 LAB_LOAD_MS = 60_000
 POLL_SECONDS = 5  # the extension's session check, shortened from 30 s so the revocation shows quickly
 EXPIRY_DIALOG_MS = (POLL_SECONDS * 4 + 10) * 1000
-HTTP_SECONDS = 20
-RECOVERY_CODE = re.compile(r"[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}")
 
 
 @pytest.fixture
 def wheel_lab(tmp_path: Path, installed_wheel: WheelInstall) -> Iterator[LabServer]:
     """`jupyter lab` from the fresh venv the wheel went into, with the extension's session check every 5 s."""
-    settings = Path(os.environ["JUPYTER_CONFIG_DIR"]) / "lab" / "user-settings" / "jupyter-2fa"
-    settings.mkdir(parents=True)
-    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"pollIntervalSeconds": POLL_SECONDS}))
+    write_extension_settings(pollIntervalSeconds=POLL_SECONDS)
     with running_lab(tmp_path, installed_wheel) as server:
         yield server
-
-
-class Client:
-    """A second client (plain HTTP, its own cookies): the gate's forms with their XSRF field."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = requests.Session()
-        self.http.get(f"{url}/login", timeout=HTTP_SECONDS).raise_for_status()
-
-    def post(self, path: str, **fields: str) -> requests.Response:
-        data = {"_xsrf": self.http.cookies["_xsrf"], **fields}
-        response = self.http.post(f"{self.url}{path}", data=data, timeout=HTTP_SECONDS)
-        response.raise_for_status()
-        return response
-
-    def enroll(self) -> tuple[pyotp.TOTP, float, list[str]]:
-        """Link a first device; returns it, when its code was used, and the recovery codes."""
-        page = self.post("/2fa/enroll", action="start", password=PASSWORD).text
-        key = re.search(r'id="manual_key">([A-Z2-7 ]+)<', page)
-        assert key, page
-        device = pyotp.TOTP(key.group(1).replace(" ", ""))
-        used_at = time.time()
-        done = self.post("/2fa/enroll", action="confirm", code=device.at(used_at)).text
-        codes = re.findall(rf"<li>({RECOVERY_CODE.pattern})</li>", done)
-        assert len(codes) == 10, done
-        return device, used_at, codes
-
-    def log_in_and_out(self, otp: str) -> None:
-        """Log in, then out: logging out moves the account's epoch, which ends every session, everywhere."""
-        self.post("/login", password=PASSWORD, otp=otp)
-        self.http.get(f"{self.url}/logout", timeout=HTTP_SECONDS).raise_for_status()
 
 
 def test_lab_extension(page: Page, wheel_lab: LabServer, screenshot_dir: Path) -> None:
@@ -92,25 +52,13 @@ def test_lab_extension(page: Page, wheel_lab: LabServer, screenshot_dir: Path) -
         raise
 
 
-def _panel_codes(page: Page) -> list[str]:
-    codes = page.locator(".jp-2fa-recovery-codes li")
-    expect(codes).to_have_count(10)
-    texts = codes.all_inner_texts()
-    assert all(RECOVERY_CODE.fullmatch(code) for code in texts), texts
-    return texts
-
-
 def _walk_through(page: Page, url: str, shots: Path) -> None:
-    device, used_at, codes = Client(url).enroll()
+    device, codes = Client(url).enroll()
     panel = page.locator(".jp-2fa-panel")
     field = panel.locator("dl.jp-2fa-status")
 
-    # 1. Log in with the password and the device's next code (the enrollment spent the current one).
-    page.goto(f"{url}/lab")
-    expect(page).to_have_url(re.compile(r"/login\?next=%2Flab$"))
-    page.fill("#password_input", PASSWORD)
-    page.fill("#otp_input", device.at(used_at + 30))
-    page.click("#login_submit")
+    # 1. Log in with the password and the device's next code (the enrollment spent an earlier one).
+    log_in(page, url, "/lab", device.next_code())
     expect(page.locator(".jp-Launcher")).to_be_visible(timeout=LAB_LOAD_MS)
 
     # 2. The status bar item: 2FA on, and the session's time left (12 hours by default).
@@ -146,7 +94,7 @@ def _walk_through(page: Page, url: str, shots: Path) -> None:
     new_device = pyotp.TOTP(key)
     panel.locator("input[name=code]").fill(new_device.now())
     panel.locator("button[type=submit]").click()
-    codes = _panel_codes(page)
+    codes = panel_codes(page)
     expect(panel.locator(".jp-2fa-qr")).to_have_count(0)  # the QR code and key left the page with the step
     assert key not in page.content()
     page.screenshot(path=shots / "4-relink-recovery-codes.png")
@@ -159,7 +107,7 @@ def _walk_through(page: Page, url: str, shots: Path) -> None:
     panel.locator("input[name=password]").fill(PASSWORD)
     panel.locator("input[name=otp]").fill(codes[0])
     panel.locator("button[type=submit]").click()
-    fresh = _panel_codes(page)
+    fresh = panel_codes(page)
     expect(panel.locator("input[name=password]")).to_have_count(0)
     page.screenshot(path=shots / "5-new-recovery-codes.png")
     panel.locator("[data-action=done]").click()
