@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import requests
@@ -92,12 +93,13 @@ def enroll(url: str) -> str:
     return totp.at(time.time() + 30)
 
 
-def timed(session: requests.Session, url: str) -> float:
+def timed(session: requests.Session, url: str, **kwargs: Any) -> float:
+    """Seconds one GET takes (``kwargs`` go to requests, e.g. ``auth``); anything but 200 stops the run."""
     start = time.perf_counter()
-    reply = session.get(url)
+    reply = session.get(url, **kwargs)
     elapsed = time.perf_counter() - start
     if reply.status_code != 200:
-        raise SystemExit(f"{url}: {reply.status_code}")
+        raise SystemExit(f"{url}: {reply.status_code} {reply.text[:200]}")
     return elapsed
 
 

@@ -13,21 +13,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
 import requests
-from gate_requests import PASSWORD, enroll, login, server
-
-
-def timed(session: requests.Session, url: str, **kwargs: object) -> float:
-    start = time.perf_counter()
-    reply = session.get(url, **kwargs)  # type: ignore[arg-type]
-    elapsed = time.perf_counter() - start
-    if reply.status_code != 200:
-        raise SystemExit(f"{url}: {reply.status_code} {reply.text[:200]}")
-    return elapsed
+from gate_requests import PASSWORD, enroll, login, server, timed
 
 
 def main() -> None:
