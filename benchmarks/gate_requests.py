@@ -103,15 +103,20 @@ def timed(session: requests.Session, url: str, **kwargs: Any) -> float:
     return elapsed
 
 
+def side_by_side(stack: ExitStack) -> tuple[tuple[str, requests.Session], tuple[str, requests.Session]]:
+    """Stock and gated servers (a device linked) running until ``stack`` closes: (url, logged-in session) each."""
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+    stock_url = stack.enter_context(server(tmp / "stock", gated=False))
+    gated_url = stack.enter_context(server(tmp / "gated", gated=True))
+    return (stock_url, login(stock_url)), (gated_url, login(gated_url, enroll(gated_url)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000, help="requests per endpoint and server")
     args = parser.parse_args()
     with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        stock_url = stack.enter_context(server(tmp / "stock", gated=False))
-        gated_url = stack.enter_context(server(tmp / "gated", gated=True))
-        stock, gated = login(stock_url), login(gated_url, enroll(gated_url))
+        (stock_url, stock), (gated_url, gated) = side_by_side(stack)
         print(f"{'endpoint':<18} {'stock median/p95 ms':>22} {'gated median/p95 ms':>22} {'ratio':>6}")
         for endpoint in ENDPOINTS:
             for _ in range(50):  # warm up both

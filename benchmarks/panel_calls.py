@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 from contextlib import ExitStack
-from pathlib import Path
 
 import requests
-from gate_requests import PASSWORD, enroll, login, server, timed
+from gate_requests import PASSWORD, side_by_side, timed
 
 
 def main() -> None:
@@ -25,10 +23,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="requests per kind")
     args = parser.parse_args()
     with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        stock_url = stack.enter_context(server(tmp / "stock", gated=False))
-        gated_url = stack.enter_context(server(tmp / "gated", gated=True))
-        stock, gated = login(stock_url), login(gated_url, enroll(gated_url))
+        (stock_url, stock), (gated_url, gated) = side_by_side(stack)
         kernel = requests.Session()  # no cookies: what the panel's kernel has
         kinds = {
             "stock api/status (cookie)": lambda: timed(stock, stock_url + "api/status"),

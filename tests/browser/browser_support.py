@@ -11,20 +11,16 @@ import contextlib
 import json
 import os
 import re
-import socket
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import pyotp
-import pytest
 import requests
+from jupyter_process import free_port, log_tail, running, server_options
 from playwright.sync_api import Page, expect
 from wheel_support import WheelInstall
 
@@ -44,9 +40,6 @@ CHROMIUM_ARGS = [
 ]
 
 PASSWORD = "correct horse battery staple"
-SERVER_START_SECONDS = 60
-SERVER_STOP_SECONDS = 20
-LOG_TAIL_CHARS = 6000
 HTTP_SECONDS = 20
 TOTP_PERIOD = 30
 STEP_EDGE_SECONDS = 2
@@ -64,23 +57,7 @@ class LabServer:
     log: Path
 
     def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-LOG_TAIL_CHARS:] if self.log.exists() else "(no log)"
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def answers(url: str) -> bool:
-    """Whether ``url`` answers 200 (the login page does without a session)."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own http://127.0.0.1 URL)
-            return int(response.status) == 200
-    except (urllib.error.URLError, OSError):
-        return False
+        return log_tail(self.log)
 
 
 def write_server_config(config_dir: Path) -> None:
@@ -129,46 +106,16 @@ def running_lab(workdir: Path, installed: WheelInstall | None = None, app: App =
     port = free_port()
     # The wheel's venv has no `jupyter-lab` script on its PATH (its dependencies come through a .pth): `python -m`.
     launcher = [str(installed.python), "-m", APP_MODULES[app]] if installed else [sys.executable, "-m", "jupyter", app]
-    command = [
-        *launcher,
-        "--no-browser",
-        "--ServerApp.open_browser=False",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",  # never quietly move to another port than the one we poll
-        f"--ServerApp.root_dir={notebooks}",
-    ]
-    if os.geteuid() == 0:
-        command.append("--allow-root")
     server = LabServer(url=f"http://127.0.0.1:{port}", log=workdir / f"jupyter-{app}.log")
-    with server.log.open("wb") as log:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=installed.env() if installed else os.environ,
-            cwd=workdir if installed else None,
-        )
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not answers(f"{server.url}/login"):
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter {app} exited with {proc.returncode}:\n{server.log_tail()}", pytrace=False)
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"jupyter {app} did not answer in {SERVER_START_SECONDS}s:\n{server.log_tail()}", pytrace=False
-                )
-            time.sleep(0.2)
+    env = installed.env() if installed else os.environ
+    with running(
+        [*launcher, *server_options(port, notebooks)],
+        server.log,
+        f"{server.url}/login",
+        env,
+        cwd=workdir if installed else None,
+    ):
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=SERVER_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=SERVER_STOP_SECONDS)
-        print(f"--- jupyter {app} log ({server.log}), last {LOG_TAIL_CHARS} characters ---\n{server.log_tail()}")
 
 
 class Authenticator:

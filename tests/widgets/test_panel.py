@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from widget_support import PASSWORD, Device, GateServer, WebUser, enroll_over_api, free_port, manual_key
+from jupyter_process import free_port
+from widget_support import PASSWORD, Device, GateServer, WebUser, enroll_over_api, manual_key
 
 from jupyter_2fa.endpoints import API_URL_ENV, STATUS_TOKEN_ENV, STATUS_TOKEN_HEADER
 from jupyter_2fa.widgets import ClientError, Endpoint, EnrollmentPanel, TwoFactorClient

@@ -11,8 +11,6 @@ import contextlib
 import json
 import os
 import re
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -25,25 +23,17 @@ import nbformat
 import pyotp
 import requests
 from jupyter_client.manager import KernelManager
+from jupyter_process import free_port, log_tail, running, server_options
 from jupyter_server.auth import passwd
 from nbclient import NotebookClient
 
 from jupyter_2fa.widgets import Endpoint, TwoFactorClient
 
 PASSWORD = "correct horse battery staple"
-SERVER_START_SECONDS = 60
-SERVER_STOP_SECONDS = 20
 REQUEST_SECONDS = 30
 KERNEL_SECONDS = 90
-LOG_TAIL_CHARS = 6000
 _HASHED_PASSWORD = passwd(PASSWORD)  # argon2: hash once per test run
 _KEY_LINE = re.compile(r'font-family="monospace"[^>]*>([^<]+)</text>')
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def manual_key(svg: str) -> str:
@@ -71,19 +61,12 @@ class GateServer:
         return f"{self.url}/2fa/api/"
 
     def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-LOG_TAIL_CHARS:] if self.log.exists() else "(no log)"
+        return log_tail(self.log)
 
     def panel_client(self, password: str = PASSWORD) -> TwoFactorClient:
         """A client for a panel in the test process: it has no kernel environment, so it reads the status with
         the password (Basic) instead of the status token the server gives its own kernels."""
         return TwoFactorClient(Endpoint(self.api_url, "", on_hub=False, status_headers=basic_header(password)))
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2, allow_redirects=False).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 @contextlib.contextmanager
@@ -102,38 +85,12 @@ def running_gate(workdir: Path, extra_config: str = "") -> Iterator[GateServer]:
     root_dir = workdir / "notebooks"
     root_dir.mkdir(parents=True)
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "server",
-        "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--ServerApp.root_dir={root_dir}",
-    ]
-    if os.geteuid() == 0:
-        command.append("--allow-root")
-    runtime_dir = Path(os.environ["JUPYTER_RUNTIME_DIR"])
-    server = GateServer(f"http://127.0.0.1:{port}", root_dir, runtime_dir, workdir / "server.log")
-    with server.log.open("wb") as log:
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not _answers(f"{server.url}/login"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"jupyter server did not start:\n{server.log_tail()}")
-            time.sleep(0.2)
+    command = [sys.executable, "-m", "jupyter", "server", *server_options(port, root_dir)]
+    server = GateServer(
+        f"http://127.0.0.1:{port}", root_dir, Path(os.environ["JUPYTER_RUNTIME_DIR"]), workdir / "server.log"
+    )
+    with running(command, server.log, f"{server.url}/login", os.environ):
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=SERVER_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=SERVER_STOP_SECONDS)
-        print(f"--- jupyter server log, last {LOG_TAIL_CHARS} characters ---\n{server.log_tail()}")
 
 
 @dataclass
