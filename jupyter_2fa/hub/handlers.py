@@ -272,7 +272,7 @@ class HubStatusAPIHandler(HubUserAPIHandler):
 
 
 class HubLinkingAPIHandler(HubUserAPIHandler):
-    async def reveal(self, name: str, password: str, otp: str, reveal: str) -> None:
+    async def reveal(self, name: str, password: str, otp: str, mode: str) -> None:
         if self.totp.enrollment_policy == "cli-only":
             raise web.HTTPError(403, CLI_ONLY)
         check = await self.totp.check_password(self, name, password)
@@ -291,7 +291,7 @@ class HubLinkingAPIHandler(HubUserAPIHandler):
         account = self.totp.enrollment.store.get(name)
         expires_at = account.pending_expires_at if account else None
         qr_path = f"{self.hub.base_url}2fa/qr/"
-        self.reply(201, linking_model(provisioning, expires_at, reveal, self.totp.one_shot_images, name, qr_path))
+        self.reply(201, linking_model(provisioning, expires_at, mode, self.totp.one_shot_images, name, qr_path))
 
 
 class HubEnrollmentAPIHandler(HubLinkingAPIHandler):

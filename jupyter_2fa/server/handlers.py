@@ -370,7 +370,7 @@ class LinkingAPIHandler(TwoFactorAPIHandler):
         self.reply(403, {"message": CLI_ONLY})
         return True
 
-    def _reveal(self, password: str, otp: str, reveal: str) -> None:
+    def _reveal(self, password: str, otp: str, mode: str) -> None:
         gate = self.gate
         result = begin_enrollment(gate, self, password, otp)
         if isinstance(result, LoginResult):
@@ -379,7 +379,7 @@ class LinkingAPIHandler(TwoFactorAPIHandler):
         account = gate.enrollment.store.get(gate.username)
         expires_at = account.pending_expires_at if account else None
         qr_path = f"{self.base_url}2fa/qr/"
-        self.reply(201, linking_model(result, expires_at, reveal, gate.one_shot_images, gate.username, qr_path))
+        self.reply(201, linking_model(result, expires_at, mode, gate.one_shot_images, gate.username, qr_path))
 
 
 class EnrollmentAPIHandler(LinkingAPIHandler):
