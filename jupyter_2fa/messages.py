@@ -1,4 +1,4 @@
-"""What users are told when a login or enrollment is refused: the same words on every front-end."""
+"""What users are told, in one place: the same words on every host (gate, hub) and surface (page, API)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ from .core import Outcome, Verdict
 
 INVALID = "Invalid credentials: check your password and the code from your app."
 CLI_ONLY = "Devices are linked in a terminal here: run `jupyter 2fa enroll`."
+ALREADY_LINKED = "A device is already linked; add its current code to re-link."
+USE_RELINK = "A device is already linked; use relink with your current code."
+USE_ENROLLMENT = "No device is linked yet; use enrollment instead."
+NOTHING_PENDING = "There is no pending enrollment."
+NOTHING_TO_CANCEL = "There is no pending enrollment started in this browser to cancel."
+CANCELLED = "The pending enrollment was cancelled. Nothing was linked."
+WRONG_NEW_CODE = "That code does not match the new device. Enter the code your app shows now."
+PICTURE_GONE = "This picture was shown already, or has expired."
 
 
 @dataclass(frozen=True)

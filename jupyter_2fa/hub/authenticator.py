@@ -13,26 +13,23 @@ from __future__ import annotations
 import base64
 import os
 import time
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jupyterhub.auth import Authenticator, PAMAuthenticator
+from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.traitlets import EntryPointType
 from jupyterhub.utils import maybe_future
 from tornado import web
 from traitlets import Bool, default
 
-from ..config import TwoFactorConfig
-from ..core import Enrollment, Keyring, Outcome, StoreError, Verdict
-from ..core.audit import AuditSink, fan_out
-from ..core.network import in_networks, parse_networks
+from ..core import Keyring, Outcome, StoreError, Verdict
 from ..events import event_logger_sink
-from ..messages import Refusal, refusal
-from ..web import request_client_address
+from ..web.host import Host, PasswordCheck
+from . import admin, handlers
 
 CRYPT_KEY_INFO = b"jupyter-2fa TOTP secrets"
 NAV_TEMPLATES = str(Path(__file__).parent / "nav")
@@ -54,18 +51,14 @@ def fernet_keys_from_crypt_key(value: str) -> list[bytes]:
     return keys
 
 
-@dataclass(frozen=True)
-class PasswordCheck:
-    """What the inner authenticator said: the (normalised) account name, and whether it may log in."""
-
-    name: str
-    ok: bool
-    result: Any = None
-
-
-class TOTPAuthenticator(Authenticator, TwoFactorConfig):
+class TOTPAuthenticator(Authenticator, Host):
     """Adds the second factor (TOTP or recovery code in the login form's ``otp`` field) to a password
     authenticator chosen with ``inner_authenticator_class``."""
+
+    invalid_message = "Invalid username, password or code"
+    # configurable-http-proxy beside the hub connects from loopback and appends the client it saw to
+    # X-Forwarded-For: that right-most entry is the client (entries left of it are the client's own words).
+    proxy_on_loopback = True
 
     inner_authenticator_class = EntryPointType(
         default_value=PAMAuthenticator,
@@ -111,14 +104,10 @@ class TOTPAuthenticator(Authenticator, TwoFactorConfig):
     def __new__(cls, *args: Any, **kwargs: Any) -> TOTPAuthenticator:
         if cls is TOTPAuthenticator:
             cls = combined_class(resolve_inner(kwargs))
-        return super().__new__(cls)  # type: ignore[no-any-return]
+        return super().__new__(cls)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._enrollment: Enrollment | None = None
-        self._extra_audit_sinks: list[AuditSink] = []
-        self._trusted_networks = parse_networks(self.trusted_networks)
-        self._trusted_proxies = parse_networks(self.trusted_proxies)
         parent = kwargs.get("parent")
         template_paths = getattr(parent, "template_paths", None)
         if isinstance(template_paths, list) and NAV_TEMPLATES not in template_paths:
@@ -126,7 +115,7 @@ class TOTPAuthenticator(Authenticator, TwoFactorConfig):
         # JupyterHub calls its jupyter_events logger `eventlog` (jupyter_server: `event_logger`).
         event_logger = getattr(parent, "eventlog", None) or getattr(parent, "event_logger", None)
         if event_logger is not None:
-            self._extra_audit_sinks.append(event_logger_sink(event_logger))
+            self.add_audit_sink(event_logger_sink(event_logger))
 
     # -- the core ------------------------------------------------------------------------------------------
 
@@ -136,21 +125,6 @@ class TOTPAuthenticator(Authenticator, TwoFactorConfig):
             return Keyring(fernet_keys_from_crypt_key(crypt_key), "$JUPYTERHUB_CRYPT_KEY")
         return super().keyring()
 
-    @property
-    def enrollment(self) -> Enrollment:
-        if self._enrollment is None:
-            self._enrollment = self.open_enrollment(fan_out(self.audit_sink(), *self._extra_audit_sinks))
-        return self._enrollment
-
-    def client_address(self, handler: web.RequestHandler) -> str | None:
-        # configurable-http-proxy beside the hub connects from loopback and appends the client it saw to
-        # X-Forwarded-For: that right-most entry is the client (entries left of it are the client's own words).
-        return request_client_address(handler.request, self._trusted_proxies, loopback_proxy=True)
-
-    def refusal(self, verdict: Verdict) -> Refusal:
-        """What the hub tells a user about a failed attempt (its pages and API share the wording)."""
-        return refusal(verdict, self.help_text, invalid="Invalid username, password or code")
-
     def refuse(self, verdict: Verdict) -> web.HTTPError:
         """An error the stock login form shows as its message (JupyterHub renders it in place)."""
         answer = self.refusal(verdict)
@@ -158,26 +132,10 @@ class TOTPAuthenticator(Authenticator, TwoFactorConfig):
 
     # -- logging in ----------------------------------------------------------------------------------------
 
-    async def authenticate(self, handler: web.RequestHandler, data: dict[str, Any]) -> Any:
+    async def authenticate(self, handler: BaseHandler, data: dict[str, Any]) -> Any:
         """The inner authenticator checks the password; then the second factor is checked for that user."""
-        now = time.time()
         check = await self.check_password(handler, str(data.get("username", "")), str(data.get("password", "")))
-        username = check.name
-        remote = self.client_address(handler)
-        try:
-            verifier = self.enrollment.verifier
-        except StoreError as err:
-            self.log.error("2FA store unavailable: %s", err)
-            raise self.refuse(Verdict(Outcome.UNAVAILABLE, "store-unavailable")) from None
-        verdict = verifier.login(
-            username,
-            data.get("otp", ""),
-            now,
-            first_factor_ok=check.ok,
-            remote_addr=remote,
-            trusted_network=in_networks(remote, self._trusted_networks),
-            password_alone_allowed=self.password_alone_allowed(now),
-        )
+        verdict = self.login_verdict(check, data.get("otp", ""), self.client_address(handler), time.time())
         if verdict.ok:
             return check.result
         if verdict.outcome is Outcome.NOT_ENROLLED:
@@ -204,18 +162,19 @@ class TOTPAuthenticator(Authenticator, TwoFactorConfig):
         )
         return PasswordCheck(name, bool(allowed), result)
 
-    def enroll_hint(self, handler: web.RequestHandler) -> str:
+    def account_named(self, typed: str) -> str:
+        return str(self.normalize_username(typed))
+
+    def enroll_hint(self, handler: BaseHandler) -> str:
         if self.enrollment_policy == "cli-only":
             return f"No authenticator device is linked to this account yet. {self.help_text}"
-        url = f"{handler.hub.base_url}2fa/enroll"  # type: ignore[attr-defined]
+        url = f"{handler.hub.base_url}2fa/enroll"
         return f"No authenticator device is linked to this account yet. Link one at {url}, then log in with its code."
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
-        from .handlers import handlers
-
         # JupyterHub's stock /login asks for the code (request_otp); an inner class's own login page would not.
         inner = [(path, handler) for path, handler in super().get_handlers(app) if path not in ("/login", r"/login")]
-        return [*inner, *handlers()]
+        return [*inner, *handlers.handlers(), *admin.handlers()]
 
     def delete_user(self, user: Any) -> None:
         """A user deleted from the hub loses their device link too."""
@@ -235,11 +194,11 @@ def resolve_inner(kwargs: dict[str, Any]) -> type[Authenticator]:
             if "inner_authenticator_class" in config.get(section, {}):
                 value = config[section]["inner_authenticator_class"]
                 break
-    trait = TOTPAuthenticator.class_traits()["inner_authenticator_class"]
-    inner = trait.validate(None, value)
+    trait = cast(EntryPointType, TOTPAuthenticator.class_traits()["inner_authenticator_class"])
+    inner: type[Authenticator] = trait.validate(None, value)
     if issubclass(inner, TOTPAuthenticator):
         raise ValueError("TOTPAuthenticator.inner_authenticator_class must be a password authenticator")
-    return inner  # type: ignore[no-any-return]
+    return inner
 
 
 @cache

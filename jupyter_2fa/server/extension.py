@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from jupyter_server.extension.application import ExtensionApp
 
@@ -11,6 +12,9 @@ from ..events import event_logger_sink
 from .handlers import handlers
 from .identity import TOTPIdentityProvider
 
+if TYPE_CHECKING:
+    from jupyter_server.serverapp import ServerApp
+
 
 class TwoFactorExtension(ExtensionApp):
     """Serves ``2fa/enroll`` and ``2fa/api/*`` under the server's base URL while the 2FA gate is on."""
@@ -18,8 +22,15 @@ class TwoFactorExtension(ExtensionApp):
     name = "jupyter_2fa"
     load_other_extensions = True
 
+    @property
+    def server(self) -> ServerApp:
+        """The server this extension was loaded into (jupyter_server sets it before calling any hook)."""
+        if self.serverapp is None:
+            raise RuntimeError("jupyter_2fa's extension was used before a server loaded it")
+        return self.serverapp
+
     def initialize_handlers(self) -> None:
-        provider = self.serverapp.identity_provider
+        provider = self.server.identity_provider
         if os.environ.get("JUPYTERHUB_SERVICE_URL") and not isinstance(provider, TOTPIdentityProvider):
             self.log.info("jupyter-2fa: gate off in this JupyterHub single-user server; the hub authenticates.")
             return
@@ -29,7 +40,8 @@ class TwoFactorExtension(ExtensionApp):
                 type(provider).__name__,
             )
             return
-        provider.add_audit_sink(event_logger_sink(self.serverapp.event_logger))
+        if self.server.event_logger is not None:
+            provider.add_audit_sink(event_logger_sink(self.server.event_logger))
         self.handlers.extend(handlers())
         self._tell_kernels(provider)
 
@@ -41,10 +53,10 @@ class TwoFactorExtension(ExtensionApp):
         (before any kernel can).
         """
         os.environ[STATUS_TOKEN_ENV] = provider.status_token
-        self.serverapp.io_loop.add_callback(lambda: os.environ.__setitem__(API_URL_ENV, self._api_url()))
+        self.server.io_loop.add_callback(lambda: os.environ.__setitem__(API_URL_ENV, self._api_url()))
 
     def _api_url(self) -> str:
-        app = self.serverapp
+        app = self.server
         host = app.ip if app.ip and app.ip not in ("0.0.0.0", "::", "*") else "127.0.0.1"  # noqa: S104
         if ":" in host:
             host = f"[{host}]"

@@ -1,51 +1,37 @@
 """The gate: a jupyter_server IdentityProvider that asks for the password *and* a TOTP code.
 
 Every way into the server (pages, REST API, kernels' websockets, files, terminals) asks the identity provider
-for the current user, so refusing here refuses everywhere. A session is a signed cookie carrying the factor
-epoch of the account; reset, re-link and logout move the epoch, which voids every older cookie at once.
+for the current user, so refusing here refuses everywhere. This module is the identity and the login decision;
+sessions live in :mod:`.sessions`, the API's per-request credentials in :mod:`.credentials`.
 """
 
 from __future__ import annotations
 
 import getpass
-import hmac
-import inspect
-import json
 import secrets
-import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from jupyter_server.auth import security
 from jupyter_server.auth.identity import PasswordIdentityProvider, User
 from tornado import web
-from traitlets import Bool, Float, Unicode, default
+from traitlets import Bool, Float, Type, Unicode, default
 
-from ..config import TwoFactorConfig
-from ..core import Enrollment, Outcome, StoreError, Verdict
-from ..core.audit import Action, AuditSink, fan_out
-from ..core.network import in_networks, parse_networks
-from ..endpoints import STATUS_TOKEN_HEADER
-from ..messages import refusal
-from ..web import BadInput, basic_credentials, request_client_address
+from ..core import Enrollment, Outcome
+from ..web.host import Host, PasswordCheck
+from .credentials import api_credential_user
+from .sessions import SessionFactor, Sessions, TwoFactorUser
 
-COOKIE_REFRESH_SECONDS = 60  # how stale the cookie's "last seen" may get before it is rewritten
+# jupyter_server's password check, typed (jupyter_server.auth.security has no annotations).
+passwd_check = cast(Callable[[str, str], bool], security.passwd_check)
 MAX_PASSWORD_LENGTH = 1024  # longer input is not hashed, just refused
-# Per-request credentials for callers without a browser session (a notebook kernel): they reach only the 2FA
-# API handlers that accept them, and never become a cookie.
-API_CREDENTIAL_FACTORS = frozenset({"password", "status-token"})
-
-
-@dataclass
-class TwoFactorUser(User):
-    """A jupyter_server User plus what its session was granted on."""
-
-    epoch: int = 0
-    # totp | recovery-code | trusted-network | optional-policy | token, or one of API_CREDENTIAL_FACTORS
-    factor: str = "totp"
-    issued_at: float = 0.0
-    seen_at: float = 0.0
+NOT_ENROLLED_CLI_ONLY = (
+    "No authenticator device is linked to this account. Link one in a terminal with `jupyter 2fa enroll`, "
+    "then log in with its code."
+)
 
 
 @dataclass(frozen=True)
@@ -59,44 +45,7 @@ class LoginResult:
     retry_after: float = 0.0
 
 
-class EpochView:
-    """An in-memory copy of every account's session epoch, refreshed in the background.
-
-    Checking a cookie then costs a dict lookup, not a database query; changes made in this process show at
-    once, changes made elsewhere (an admin's ``jupyter 2fa reset``) within ``interval`` seconds.
-    """
-
-    def __init__(self, load: Callable[[], dict[str, int]], interval: float) -> None:
-        self._load = load
-        self.interval = interval
-        self._epochs: dict[str, int] | None = None
-        self._loaded_at = 0.0
-        self._refreshing = threading.Lock()
-
-    def get(self, username: str) -> int | None:
-        if self._epochs is None:
-            self._refresh()  # the first request waits; every later one reads the copy
-        elif time.monotonic() - self._loaded_at > self.interval and not self._refreshing.locked():
-            threading.Thread(target=self._refresh, name="jupyter-2fa-epochs", daemon=True).start()
-        return None if self._epochs is None else self._epochs.get(username, 0)
-
-    def set(self, username: str, epoch: int) -> None:
-        if self._epochs is not None:
-            self._epochs[username] = epoch
-
-    def _refresh(self) -> None:
-        if not self._refreshing.acquire(blocking=False):
-            return
-        try:
-            self._epochs = dict(self._load())
-            self._loaded_at = time.monotonic()
-        except StoreError:
-            self._loaded_at = time.monotonic()  # keep the last view; retry after the interval
-        finally:
-            self._refreshing.release()
-
-
-class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
+class TOTPIdentityProvider(PasswordIdentityProvider, Host):
     """Password (jupyter_server's own ``hashed_password``) plus a TOTP code from the user's phone.
 
     Enable with ``c.ServerApp.identity_provider_class = "jupyter_2fa.server.TOTPIdentityProvider"`` or
@@ -161,52 +110,56 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
         """,
     )
 
+    login_handler_class = Type(
+        default_value="jupyter_2fa.server.handlers.TOTPLoginHandler",
+        klass=web.RequestHandler,
+        config=True,
+        help="""The handler of the login page: one form with the password and the code. Default
+        ``jupyter_2fa.server.handlers.TOTPLoginHandler``; a replacement must keep asking for both factors.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    logout_handler_class = Type(
+        default_value="jupyter_2fa.server.handlers.TOTPLogoutHandler",
+        klass=web.RequestHandler,
+        config=True,
+        help="""The handler of the logout page, which ends the account's sessions in every browser. Default
+        ``jupyter_2fa.server.handlers.TOTPLogoutHandler``.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
     @default("need_token")
     def _need_token_default(self) -> bool:
         return bool(self.allow_token_access)
 
-    @default("login_handler_class")
-    def _login_handler_class_default(self) -> type:
-        from .handlers import TOTPLoginHandler
-
-        return TOTPLoginHandler
-
-    @default("logout_handler_class")
-    def _logout_handler_class_default(self) -> type:
-        from .handlers import TOTPLogoutHandler
-
-        return TOTPLogoutHandler
-
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._enrollment: Enrollment | None = None
-        self._extra_audit_sinks: list[AuditSink] = []
-        self._epochs = EpochView(lambda: self.enrollment.store.epochs(), self.epoch_refresh_interval)
-        self._trusted_networks = parse_networks(self.trusted_networks)
-        self._trusted_proxies = parse_networks(self.trusted_proxies)
+        self.sessions = Sessions(
+            self.username,
+            lambda: self.enrollment.store,
+            self.session_max_age,
+            self.session_idle_timeout,
+            self.epoch_refresh_interval,
+        )
+        # Requests whose cookie is well signed but ended (see clear_login_cookie); gone with the request.
+        self._stale_cookies: weakref.WeakSet[web.RequestHandler] = weakref.WeakSet()
         # Lets this server's kernels read (never change) the 2FA status; the extension puts it in their env.
         self.status_token = secrets.token_urlsafe(32)
 
-    # -- the core ------------------------------------------------------------------------------------------
+    # -- the host's part -----------------------------------------------------------------------------------
 
-    @property
-    def enrollment(self) -> Enrollment:
-        """The core, opened on first use; raises StoreError (handlers answer 503) while the store is down."""
-        if self._enrollment is None:
-            enrollment = self.open_enrollment(fan_out(self.audit_sink(), *self._extra_audit_sinks))
-            enrollment.store.ensure_account(self.username)  # the one account: count every wrong password
-            self._enrollment = enrollment
-        return self._enrollment
+    def store_opened(self, enrollment: Enrollment) -> None:
+        enrollment.store.ensure_account(self.username)  # the one account: count every wrong password
 
-    def add_audit_sink(self, sink: AuditSink) -> None:
-        """Also send every decision to ``sink`` (the extension adds jupyter_events this way)."""
-        self._extra_audit_sinks.append(sink)
-        if self._enrollment is not None:
-            verifier = self._enrollment.verifier
-            verifier.audit = fan_out(verifier.audit, sink)
+    def account_named(self, typed: str) -> str:
+        return self.username
 
-    def client_address(self, handler: web.RequestHandler) -> str | None:
-        return request_client_address(handler.request, self._trusted_proxies)
+    async def check_password(self, handler: web.RequestHandler, name: str, password: str) -> PasswordCheck:
+        return PasswordCheck(self.username, self.password_ok(password))
 
     def password_ok(self, password: object) -> bool:
         return (
@@ -214,7 +167,7 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
             and 0 < len(password) <= MAX_PASSWORD_LENGTH
             and "\x00" not in password
             and bool(self.hashed_password)
-            and bool(self.passwd_check(password))
+            and passwd_check(self.hashed_password, password)
         )
 
     # -- logging in ----------------------------------------------------------------------------------------
@@ -222,183 +175,72 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
     def authenticate(self, handler: web.RequestHandler, password: object, otp: object) -> LoginResult:
         """Decide a login from the form's ``password`` and ``otp`` fields."""
         now = time.time()
-        remote = self.client_address(handler)
-        try:
-            verifier = self.enrollment.verifier
-        except StoreError as err:
-            self.log.error("2FA store unavailable: %s", err)
-            return self.refusal(Verdict(Outcome.UNAVAILABLE, "store-unavailable"))
-        verdict = verifier.login(
-            self.username,
-            otp,
-            now,
-            first_factor_ok=self.password_ok(password),
-            remote_addr=remote,
-            trusted_network=in_networks(remote, self._trusted_networks),
-            password_alone_allowed=self.password_alone_allowed(now),
-        )
+        check = PasswordCheck(self.username, self.password_ok(password))
+        verdict = self.login_verdict(check, otp, self.client_address(handler), now)
         if verdict.ok:
-            return LoginResult(user=self.session_user(verdict.reason, now))
+            return LoginResult(user=self.sessions.issue(SessionFactor(verdict.reason), now))
         if verdict.outcome is Outcome.NOT_ENROLLED:
             if self.enrollment_policy == "cli-only":
-                return LoginResult(
-                    status=403,
-                    message="No authenticator device is linked to this account. Link one in a terminal with "
-                    "`jupyter 2fa enroll`, then log in with its code.",
-                )
+                return LoginResult(status=403, message=NOT_ENROLLED_CLI_ONLY)
             return LoginResult(status=303, enroll=True)
-        return self.refusal(verdict)
+        refusal = self.refusal(verdict)
+        return LoginResult(status=refusal.status, message=refusal.message, retry_after=refusal.retry_after)
 
-    def refusal(self, verdict: Verdict) -> LoginResult:
-        """The user-facing answer to a failed attempt: one message for every wrong factor."""
-        answer = refusal(verdict, self.help_text)
-        return LoginResult(status=answer.status, message=answer.message, retry_after=answer.retry_after)
+    def process_login_form(self, handler: web.RequestHandler) -> User | None:
+        """Unused: the 2FA login handler calls :meth:`authenticate`. Never accept a token as a password."""
+        return None
 
-    def session_user(self, factor: str, now: float) -> TwoFactorUser:
-        """A new session for the account, stamped with its current epoch."""
-        account = self.enrollment.store.get(self.username)
-        epoch = account.epoch if account else 0
-        self._epochs.set(self.username, epoch)
-        return TwoFactorUser(
-            username=self.username,
-            name=self.username,
-            display_name=self.username,
-            epoch=epoch,
-            factor=factor,
-            issued_at=now,
-            seen_at=now,
-        )
+    # -- who is asking -------------------------------------------------------------------------------------
 
-    def revoke_sessions(self, handler: web.RequestHandler | None = None) -> None:
-        """Sign out every session of the account, in every browser (logout, re-link)."""
-        store = self.enrollment.store
-        store.ensure_account(self.username)
-        store.bump_epoch(self.username)
-        account = store.get(self.username)
-        if account is not None:
-            self._epochs.set(self.username, account.epoch)
-
-    def reload_epoch(self) -> None:
-        """Take the account's epoch from the store at once, after a change that issued no new cookie here
-        (a device confirmed by a kernel), so older sessions end now rather than at the next refresh."""
-        account = self.enrollment.store.get(self.username)
-        if account is not None:
-            self._epochs.set(self.username, account.epoch)
-
-    # -- sessions ------------------------------------------------------------------------------------------
+    async def get_user(self, handler: web.RequestHandler) -> User | None:
+        user = await api_credential_user(self, handler)
+        if user is not None:
+            return user
+        found = super().get_user(handler)
+        return await found if isinstance(found, Awaitable) else found
 
     def user_to_cookie(self, user: User) -> str:
         if not isinstance(user, TwoFactorUser):
             raise TypeError("the 2FA gate only issues sessions for TwoFactorUser")
-        return json.dumps(
-            {"u": user.username, "e": user.epoch, "f": user.factor, "i": user.issued_at, "s": user.seen_at},
-            separators=(",", ":"),
-        )
+        return self.sessions.encode(user)
 
     def user_from_cookie(self, cookie_value: str) -> TwoFactorUser | None:
-        data = json.loads(cookie_value)
-        if not isinstance(data, dict) or data.get("u") != self.username:
-            return None
-        return TwoFactorUser(
-            username=self.username,
-            name=self.username,
-            display_name=self.username,
-            epoch=int(data["e"]),
-            factor=str(data["f"]),
-            issued_at=float(data["i"]),
-            seen_at=float(data["s"]),
-        )
+        return self.sessions.decode(cookie_value)
 
-    def get_user_cookie(self, handler: web.RequestHandler) -> TwoFactorUser | None:  # type: ignore[override]
+    def get_user_cookie(self, handler: web.RequestHandler) -> TwoFactorUser | None:
         user = super().get_user_cookie(handler)
         if not isinstance(user, TwoFactorUser):
             return None
         now = time.time()
         if not self.session_valid(user, now, handler):
-            handler._jupyter_2fa_stale_session = True  # type: ignore[attr-defined]
+            self._stale_cookies.add(handler)
             return None
-        if now - user.seen_at > min(COOKIE_REFRESH_SECONDS, self.session_idle_timeout / 2):
+        if self.sessions.stale_seen_at(user, now):
             user.seen_at = now
             self.set_login_cookie(handler, user)
         return user
 
     def session_valid(self, user: TwoFactorUser, now: float, handler: web.RequestHandler) -> bool:
         """Age, idle time, epoch, and whether what granted the session still holds."""
-        if now - user.issued_at > self.session_max_age or now - user.seen_at > self.session_idle_timeout:
+        if not self.sessions.current(user, now):
             return False
-        if user.epoch != self._epochs.get(user.username):
-            return False
-        if user.factor == "trusted-network":
-            return in_networks(self.client_address(handler), self._trusted_networks)
-        if user.factor == "optional-policy":
+        if user.factor is SessionFactor.TRUSTED_NETWORK:
+            return self.in_trusted_network(self.client_address(handler))
+        if user.factor is SessionFactor.OPTIONAL_POLICY:
             return self.password_alone_allowed(now)
-        return user.factor in ("totp", "recovery-code")
-
-    def clear_login_cookie(self, handler: web.RequestHandler) -> None:
-        """Clear the cookie, except a well-signed one that has merely ended: that request may have left the
-        browser just before a confirm or re-link gave it a new cookie, which clearing would delete too. A kept
-        stale cookie stays refused (its epoch or age is checked on every request)."""
-        if getattr(handler, "_jupyter_2fa_stale_session", False):
-            return
-        super().clear_login_cookie(handler)
+        return user.factor in (SessionFactor.TOTP, SessionFactor.RECOVERY_CODE)
 
     def set_login_cookie(self, handler: web.RequestHandler, user: User) -> None:
         self.cookie_options.setdefault("samesite", "Lax")
         super().set_login_cookie(handler, user)
 
-    async def get_user(self, handler: web.RequestHandler) -> User | None:
-        user = self.api_credential_user(handler)
-        if user is not None:
-            return user
-        found = super().get_user(handler)
-        return await found if inspect.isawaitable(found) else found
-
-    def api_credential_user(self, handler: web.RequestHandler) -> TwoFactorUser | None:
-        """The account, for a 2FA API request that carries the password (HTTP Basic) or the status token.
-
-        Only handlers that say so (``accepts_password``, ``accepts_status_token``) look at these, so neither
-        opens anything else. A Basic password is counted by the throttle like a login; the status token
-        (GET status only) is what this server's kernels find in ``JUPYTER_2FA_STATUS_TOKEN``.
-        """
-        request = handler.request
-        token = request.headers.get(STATUS_TOKEN_HEADER)
-        if token is not None and getattr(handler, "accepts_status_token", False) and request.method == "GET":
-            if not hmac.compare_digest(token.encode(), self.status_token.encode()):
-                raise web.HTTPError(403, "wrong status token")
-            return self._api_user("status-token")
-        if not getattr(handler, "accepts_password", False):
-            return None
-        try:
-            credentials = basic_credentials(request.headers.get("Authorization", ""))
-        except BadInput as err:
-            raise web.HTTPError(err.status, str(err)) from None
-        if credentials is None:
-            return None
-        try:
-            verdict = self.enrollment.verifier.verify_password_only(
-                self.username,
-                self.password_ok(credentials[1]),  # the user part is ignored: a single server has one account
-                time.time(),
-                "api",
-                remote_addr=self.client_address(handler),
-                action=Action.PASSWORD_CHECK,
-            )
-        except StoreError:
-            verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
-        if not verdict.ok:
-            answer = self.refusal(verdict)
-            error = web.HTTPError(403 if answer.status == 401 else answer.status, answer.message)
-            if answer.retry_after:
-                # Not handler.set_header: tornado's send_error clears the headers before writing the error.
-                error.headers = {"Retry-After": str(int(answer.retry_after))}  # type: ignore[attr-defined]
-            raise error
-        return self._api_user("password")
-
-    def _api_user(self, factor: str) -> TwoFactorUser:
-        now = time.time()
-        return TwoFactorUser(
-            username=self.username, name=self.username, display_name=self.username, factor=factor, issued_at=now
-        )
+    def clear_login_cookie(self, handler: web.RequestHandler) -> None:
+        """Clear the cookie, except a well-signed one that has merely ended: that request may have left the
+        browser just before a confirm or re-link gave it a new cookie, which clearing would delete too. A kept
+        stale cookie stays refused (its epoch or age is checked on every request)."""
+        if handler in self._stale_cookies:
+            return
+        super().clear_login_cookie(handler)
 
     async def get_user_token(self, handler: web.RequestHandler) -> User | None:
         if not self.allow_token_access:
@@ -407,12 +249,7 @@ class TOTPIdentityProvider(PasswordIdentityProvider, TwoFactorConfig):
 
     def generate_anonymous_user(self, handler: web.RequestHandler) -> User:
         """A token-authenticated request (only with ``allow_token_access``) acts as the account."""
-        now = time.time()
-        return TwoFactorUser(username=self.username, name=self.username, factor="token", issued_at=now, seen_at=now)
-
-    def process_login_form(self, handler: web.RequestHandler) -> User | None:
-        """Unused: the 2FA login handler calls :meth:`authenticate`. Never accept a token as a password."""
-        return None
+        return self.sessions.user(SessionFactor.TOKEN, time.time())
 
     @property
     def auth_enabled(self) -> bool:

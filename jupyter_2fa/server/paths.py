@@ -2,6 +2,4 @@
 
 from pathlib import Path
 
-HERE = Path(__file__).parent
-TEMPLATES = HERE.parent / "templates"
-OPENAPI = HERE / "openapi.yaml"
+OPENAPI = Path(__file__).parent / "openapi.yaml"

@@ -24,10 +24,9 @@ from gate_support import PASSWORD, WRONG_PASSWORD, Browser, json_body
 from tornado import web
 from tornado.httpclient import HTTPResponse
 
-import jupyter_2fa.web
-from jupyter_2fa.server import handlers as handlers_module
 from jupyter_2fa.server.handlers import TwoFactorAPIHandler, handlers
 from jupyter_2fa.server.paths import OPENAPI
+from jupyter_2fa.web import api, handler, models
 
 VERBS = ("get", "post", "put", "patch", "delete")
 API_PREFIX = "/2fa/api/"
@@ -151,22 +150,30 @@ def _dict_keys(node: ast.AST) -> set[str]:
     return keys
 
 
+def flow_classes(cls: type) -> Iterator[type]:
+    """The handler class and the classes of the shared web layer it is made of (where its verbs live)."""
+    for base in cls.__mro__:
+        if base is cls or base.__module__.startswith("jupyter_2fa.web."):
+            yield base
+
+
 def fields_read(cls: type) -> set[str]:
-    """The JSON body fields a handler class reads (its own ``json_fields(...)`` calls)."""
+    """The JSON body fields a handler class reads (the ``json_fields(...)`` calls of its flow classes)."""
     names: set[str] = set()
-    for call in _calls(inspect.getsource(cls), "json_fields"):
+    for call in (c for flow in flow_classes(cls) for c in _calls(inspect.getsource(flow), "json_fields")):
         names |= {arg.value for arg in call.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)}
     return names
 
 
 def fields_returned() -> set[str]:
-    """Every key of every JSON object the API handlers reply with, as written in handlers.py, plus the keys of
-    the reply models they build with jupyter_2fa.web (account_status, provisioning_model, linking_model)."""
+    """Every key of every JSON object the API flows reply with, as written in jupyter_2fa/web/api.py (and
+    web/handler.py, which words refusals), plus the keys of the reply models they build (jupyter_2fa.web.models:
+    account_status, provisioning_model, linking_model)."""
     names: set[str] = set()
-    for call in _calls(inspect.getsource(handlers_module), "reply"):
+    for call in (c for module in (api, handler) for c in _calls(inspect.getsource(module), "reply")):
         for arg in call.args[1:]:
             names |= _dict_keys(arg)
-    for model in (jupyter_2fa.web.account_status, jupyter_2fa.web.provisioning_model, jupyter_2fa.web.linking_model):
+    for model in (models.account_status, models.provisioning_model, models.linking_model):
         for node in ast.walk(ast.parse(inspect.getsource(model))):
             if isinstance(node, ast.Return) and node.value is not None:
                 names |= _dict_keys(node.value)

@@ -1,0 +1,141 @@
+"""The hub admins' 2FA API and page, with JupyterHub's ``admin:users`` scope (an admin's token, or a service
+with the admin role):
+
+- ``GET /hub/2fa/api/users``: every account's 2FA state;
+- ``DELETE /hub/2fa/api/users/{name}``: reset (the user links a new device; their hub sessions end);
+- ``POST /hub/2fa/api/users/{name}/unlock``: clear failed attempts;
+- ``/hub/2fa/admin``: the same as a page, with Reset and Unlock, linked from the hub's nav bar.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.handlers.base import BaseHandler
+from jupyterhub.scopes import needs_scope
+from tornado import web
+
+from ..core import Account, Enrollment, StoreError
+from ..web.forms import BadInput
+from .handlers import HubHandler, revoke_hub_sessions
+
+
+def account_model(account: Account, lockout_threshold: int) -> dict[str, Any]:
+    return {
+        "name": account.username,
+        "enrolled": account.enrolled,
+        "activated_at": account.activated_at,
+        "pending": account.pending_secret is not None,
+        "recovery_codes_left": account.recovery_codes_left,
+        "failures": account.failures,
+        "locked": account.failures >= lockout_threshold,
+    }
+
+
+class AdminHandler(HubHandler):
+    def enrollment(self) -> Enrollment:
+        try:
+            return self.host.enrollment
+        except StoreError as err:
+            raise web.HTTPError(503, f"2FA store unavailable: {err}") from None
+
+    def model(self, account: Account) -> dict[str, Any]:
+        return account_model(account, self.host.enrollment.settings.throttle.lockout_threshold)
+
+    def reset(self, user_name: str) -> bool:
+        """The device link and recovery codes go, the user's hub sessions end, servers keep running."""
+        if not self.enrollment().reset(user_name, time.time()):
+            return False
+        revoke_hub_sessions(self.db, user_name)
+        return True
+
+
+class AdminAPIHandler(AdminHandler, APIHandler):
+    def found(self, user_name: str) -> Account:
+        account = self.enrollment().store.get(user_name)
+        if account is None:
+            raise web.HTTPError(404, f"{user_name} is not in the 2FA store")
+        return account
+
+    def write_json(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload))
+
+
+class UsersAPIHandler(AdminAPIHandler):
+    @needs_scope("admin:users")
+    def get(self) -> None:
+        self.write_json([self.model(account) for account in self.enrollment().store.all_accounts()])
+
+
+class UserAPIHandler(AdminAPIHandler):
+    @needs_scope("admin:users")
+    def get(self, user_name: str) -> None:
+        self.write_json(self.model(self.found(user_name)))
+
+    @needs_scope("admin:users")
+    def delete(self, user_name: str) -> None:
+        if not self.reset(user_name):
+            raise web.HTTPError(404, f"{user_name} is not in the 2FA store")
+        self.set_status(204)
+        self.finish()
+
+
+class UnlockAPIHandler(AdminAPIHandler):
+    @needs_scope("admin:users")
+    def post(self, user_name: str) -> None:
+        if not self.enrollment().unlock(user_name, time.time()):
+            raise web.HTTPError(404, f"{user_name} is not in the 2FA store")
+        self.write_json(self.model(self.found(user_name)))
+
+
+class AdminPageHandler(AdminHandler, BaseHandler):
+    """``/hub/2fa/admin``: every account's state, with Reset and Unlock."""
+
+    @web.authenticated
+    @needs_scope("admin:users")
+    async def get(self) -> None:
+        await self._render()
+
+    @web.authenticated
+    @needs_scope("admin:users")
+    async def post(self) -> None:
+        try:
+            action, name = self.form_field("action"), self.form_field("name")
+        except BadInput as err:
+            raise web.HTTPError(err.status, str(err)) from None
+        if action == "reset" and self.reset(name):
+            message = f"Reset {name}: their device is unlinked and their hub sessions ended."
+        elif action == "unlock" and self.host.enrollment.unlock(name, time.time()):
+            message = f"Unlocked {name}."
+        else:
+            raise web.HTTPError(400, "unknown action or user")
+        await self._render(message)
+
+    async def _render(self, message: str = "") -> None:
+        accounts = []
+        for account in self.host.enrollment.store.all_accounts():
+            model = self.model(account)
+            activated = account.activated_at
+            model["activated"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime(activated)) if activated else ""
+            accounts.append(model)
+        await self.render_page(
+            "hub_2fa_admin.html",
+            accounts=accounts,
+            policy=self.host.enrollment_policy,
+            message=message,
+            xsrf=self.xsrf_token.decode("ascii"),
+        )
+
+
+def handlers() -> list[tuple[str, type[web.RequestHandler]]]:
+    return [
+        (r"/2fa/admin", AdminPageHandler),
+        (r"/2fa/api/users", UsersAPIHandler),
+        (r"/2fa/api/users/([^/]+)", UserAPIHandler),
+        (r"/2fa/api/users/([^/]+)/unlock", UnlockAPIHandler),
+    ]

@@ -1,0 +1,189 @@
+"""The JSON API under ``2fa/api/`` (and the one-time QR picture), the same paths and bodies on both hosts;
+``server/openapi.yaml`` documents it. Each verb: who is calling, read the body, one linking step, reply.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tornado import web
+
+from ..core import AlreadyEnrolled, CodeRejected, EnrollmentError, NoPendingEnrollment, Outcome, StoreError, Verdict
+from ..messages import CLI_ONLY, NOTHING_PENDING, PICTURE_GONE, USE_ENROLLMENT, USE_RELINK
+from . import linking
+from .forms import BadInput
+from .handler import Caller, FlowHandler
+from .host import PasswordCheck
+from .models import account_status, linking_model
+from .refusals import Refused
+
+ONE_SHOT_IMAGE_HEADERS = {
+    "Content-Type": "image/svg+xml",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+Flow = TypeVar("Flow", bound="APIFlow")
+
+
+def answered(verb: Callable[[Flow], Awaitable[None]]) -> Callable[[Flow], Awaitable[None]]:
+    """The verb, with bad input, refusals and a store outage answered in the host's way (never a 500)."""
+
+    @functools.wraps(verb)
+    async def answer(self: Flow) -> None:
+        try:
+            await verb(self)
+        except BadInput as err:
+            self.write_refusal(Refused(err.status, str(err)))
+        except Refused as refused:
+            self.write_refusal(refused)
+        except StoreError:
+            self.write_refusal(Refused.api(self.host.refusal(Verdict(Outcome.UNAVAILABLE, "store-unavailable"))))
+
+    return answer
+
+
+class APIFlow(FlowHandler):
+    """What the API verbs share (each is wrapped in :func:`answered`)."""
+
+    async def password_of(self, caller: Caller, password: str) -> PasswordCheck:
+        """Whether ``password`` is the caller's own (a right password of another account is not)."""
+        check = await self.host.check_password(self, caller.name, password)
+        return PasswordCheck(caller.name, check.ok and check.name == caller.name)
+
+    def refused(self, err: CodeRejected) -> Refused:
+        return Refused.api(self.host.refusal(err.verdict))
+
+
+class StatusAPI(APIFlow):
+    route = r"/2fa/api/status"
+
+    @answered
+    async def get(self) -> None:
+        caller = await self.caller(read_only=True)
+        host = self.host
+        account = host.enrollment.store.get(caller.name)
+        factor, expires_at = self.session_of(caller)
+        self.reply(
+            200,
+            {
+                "username": caller.name,
+                **account_status(account, host.enrollment.settings.throttle.lockout_threshold),
+                "policy": host.enrollment_policy,
+                "optional_until": host.optional_until or None,
+                "session_factor": factor,
+                "session_expires_at": expires_at,
+            },
+        )
+
+
+class LinkingAPI(APIFlow):
+    """What starting an enrollment and a re-link share: the policy check and the one-time reveal."""
+
+    async def linking_caller(self) -> Caller:
+        caller = await self.caller()
+        if self.host.enrollment_policy == "cli-only":
+            raise Refused(403, CLI_ONLY)
+        return caller
+
+    async def reveal(self, caller: Caller, fields: dict[str, str], *, relink: bool) -> None:
+        host = self.host
+        account = host.enrollment.store.get(caller.name)
+        if relink and (account is None or not account.enrolled):
+            raise Refused(409, USE_ENROLLMENT)
+        if not relink and account is not None and account.enrolled:
+            raise Refused(409, USE_RELINK)
+        check = await self.password_of(caller, fields["password"])
+        try:
+            provisioning = linking.start(self, check, fields.get("otp", ""))
+        except CodeRejected as err:
+            raise self.refused(err) from None
+        except AlreadyEnrolled:
+            raise Refused(409, USE_RELINK) from None
+        except EnrollmentError as err:
+            raise Refused(409, str(err)) from None
+        account = host.enrollment.store.get(caller.name)
+        expires_at = account.pending_expires_at if account else None
+        qr_path = self.url("2fa/qr/")
+        self.reply(
+            201, linking_model(provisioning, expires_at, fields["reveal"], host.one_shot_images, caller.name, qr_path)
+        )
+
+
+class EnrollmentAPI(LinkingAPI):
+    route = r"/2fa/api/enrollment"
+
+    @answered
+    async def post(self) -> None:
+        caller = await self.linking_caller()
+        await self.reveal(caller, self.json_fields("password", "reveal"), relink=False)
+
+    @answered
+    async def delete(self) -> None:
+        caller = await self.caller()
+        if not linking.cancel(self, caller.name):
+            raise Refused(404, NOTHING_PENDING)
+        self.set_status(204)
+        self.finish()
+
+
+class RelinkAPI(LinkingAPI):
+    route = r"/2fa/api/relink"
+
+    @answered
+    async def post(self) -> None:
+        caller = await self.linking_caller()
+        await self.reveal(caller, self.json_fields("password", "otp", "reveal"), relink=True)
+
+
+class ConfirmAPI(APIFlow):
+    route = r"/2fa/api/enrollment/confirm"
+
+    @answered
+    async def post(self) -> None:
+        caller = await self.caller()
+        code = self.json_fields("code")["code"]
+        try:
+            codes = linking.confirm(self, caller, code)
+        except CodeRejected as err:
+            raise self.refused(err) from None
+        except NoPendingEnrollment as err:
+            raise Refused(409, str(err)) from None
+        self.reply(200, {"recovery_codes": codes})
+
+
+class RecoveryCodesAPI(APIFlow):
+    route = r"/2fa/api/recovery-codes"
+
+    @answered
+    async def post(self) -> None:
+        caller = await self.caller()
+        fields = self.json_fields("password", "otp")
+        check = await self.password_of(caller, fields["password"])
+        try:
+            codes = linking.new_recovery_codes(self, check, fields["otp"])
+        except CodeRejected as err:
+            raise self.refused(err) from None
+        except EnrollmentError as err:
+            raise Refused(409, str(err)) from None
+        self.reply(200, {"recovery_codes": codes})
+
+
+class OneShotPicture(FlowHandler):
+    """``2fa/qr/<ticket>``: the notebook panel's QR picture, once, to its owner's browser session only."""
+
+    route = r"/2fa/qr/([A-Za-z0-9_-]{1,64})"
+
+    async def get(self, ticket: str) -> None:
+        owner = self.picture_owner()
+        content = self.host.one_shot_images.take(ticket, owner, time.time()) if owner else None
+        if content is None:
+            raise web.HTTPError(404, PICTURE_GONE)
+        for name, value in ONE_SHOT_IMAGE_HEADERS.items():
+            self.set_header(name, value)
+        self.finish(content)

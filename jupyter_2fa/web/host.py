@@ -1,0 +1,150 @@
+"""What the two hosts (the single-server gate, the hub authenticator) share at run time.
+
+:class:`Host` is the configurable both inherit: the core opened on first use, where a request comes from, the
+one login decision, the password-as-credentials check, and the wording of refusals. Each host supplies the
+little that differs: how a password is checked and which account a typed name means.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tornado.httputil import HTTPServerRequest
+from tornado.web import RequestHandler
+
+from ..config import TwoFactorConfig
+from ..core import Enrollment, Outcome, StoreError, Verdict
+from ..core.audit import Action, AuditSink, fan_out
+from ..core.network import Network, client_address, in_networks, parse_networks
+from ..messages import INVALID, Refusal, refusal
+from .refusals import Refused
+
+LOOPBACK = parse_networks(["127.0.0.0/8", "::1/128"])
+
+
+@dataclass(frozen=True)
+class PasswordCheck:
+    """What a host's password check said: the account the name means, and whether it may log in.
+
+    ``result`` is what the hub's inner authenticator returned (JupyterHub wants it back on success).
+    """
+
+    name: str
+    ok: bool
+    result: Any = None
+
+
+class Host(TwoFactorConfig):
+    """The 2FA runtime of a host; ``TOTPIdentityProvider`` and ``TOTPAuthenticator`` are its two kinds."""
+
+    # What a wrong password or code is called in this host's refusals.
+    invalid_message = INVALID
+    # Whether a peer on loopback is a proxy that appends the client it saw (the hub's configurable-http-proxy).
+    proxy_on_loopback = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._enrollment: Enrollment | None = None
+        self._extra_audit_sinks: list[AuditSink] = []
+        self._trusted_networks: list[Network] = parse_networks(self.trusted_networks)
+        self._trusted_proxies: list[Network] = parse_networks(self.trusted_proxies)
+
+    # -- what each host supplies ---------------------------------------------------------------------------
+
+    async def check_password(self, handler: RequestHandler, name: str, password: str) -> PasswordCheck:
+        """The host's first factor: is ``password`` right for the account ``name`` means, may it log in?"""
+        raise NotImplementedError
+
+    def account_named(self, typed: str) -> str:
+        """The account a name typed into a form means (the gate has one account, whatever is typed)."""
+        raise NotImplementedError
+
+    def store_opened(self, enrollment: Enrollment) -> None:
+        """Called once when the store opens (the gate makes its one account's row there)."""
+
+    # -- shared --------------------------------------------------------------------------------------------
+
+    @property
+    def enrollment(self) -> Enrollment:
+        """The core, opened on first use; raises StoreError (answered 503) while the store is down."""
+        if self._enrollment is None:
+            enrollment = self.open_enrollment(fan_out(self.audit_sink(), *self._extra_audit_sinks))
+            self.store_opened(enrollment)
+            self._enrollment = enrollment
+        return self._enrollment
+
+    def add_audit_sink(self, sink: AuditSink) -> None:
+        """Also send every decision to ``sink`` (jupyter_events, the hosts' event bus)."""
+        self._extra_audit_sinks.append(sink)
+        if self._enrollment is not None:
+            verifier = self._enrollment.verifier
+            verifier.audit = fan_out(verifier.audit, sink)
+
+    def client_address(self, handler: RequestHandler) -> str | None:
+        return request_client_address(handler.request, self._trusted_proxies, loopback_proxy=self.proxy_on_loopback)
+
+    def in_trusted_network(self, address: str | None) -> bool:
+        return in_networks(address, self._trusted_networks)
+
+    def refusal(self, verdict: Verdict) -> Refusal:
+        """The user-facing answer to a failed attempt: one message for every wrong factor."""
+        return refusal(verdict, self.help_text, invalid=self.invalid_message)
+
+    def login_verdict(self, check: PasswordCheck, otp: object, remote_addr: str | None, now: float) -> Verdict:
+        """The one login decision of both hosts: password checked by the host, then the second factor, the
+        trusted network or the optional rollout policy, as the core decides (:meth:`Verifier.login`)."""
+        try:
+            verifier = self.enrollment.verifier
+        except StoreError as err:
+            self.log.error("2FA store unavailable: %s", err)
+            return Verdict(Outcome.UNAVAILABLE, "store-unavailable")
+        return verifier.login(
+            check.name,
+            otp,
+            now,
+            first_factor_ok=check.ok,
+            remote_addr=remote_addr,
+            trusted_network=self.in_trusted_network(remote_addr),
+            password_alone_allowed=self.password_alone_allowed(now),
+        )
+
+    async def basic_account(self, handler: RequestHandler, username: str, password: str) -> str:
+        """The account whose password came as HTTP Basic credentials (how a notebook kernel calls the API),
+        counted by the throttle like a login; :class:`Refused` when it is wrong, throttled or locked."""
+        check = await self.check_password(handler, username, password)
+        try:
+            verdict = self.enrollment.verifier.verify_password_only(
+                check.name,
+                check.ok,
+                time.time(),
+                "api",
+                remote_addr=self.client_address(handler),
+                action=Action.PASSWORD_CHECK,
+            )
+        except StoreError:
+            verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
+        if not verdict.ok:
+            raise Refused.api(self.refusal(verdict))
+        return check.name
+
+
+def request_client_address(
+    request: HTTPServerRequest, trusted_proxies: list[Network], *, loopback_proxy: bool = False
+) -> str | None:
+    """The client of a request, believing forwarding headers only from ``trusted_proxies``.
+
+    The connection's peer comes from the connection context, not ``request.remote_ip``: with tornado's
+    ``xheaders`` (as JupyterHub runs) ``remote_ip`` is whatever the client put in ``X-Real-Ip``.
+    ``loopback_proxy``: a peer on loopback is a proxy that appends the client it saw (the hub's own
+    configurable-http-proxy), even though it is not listed in ``trusted_proxies``.
+    """
+    context = getattr(request.connection, "context", None)
+    peer = getattr(context, "address", None)
+    peer_ip = peer[0] if isinstance(peer, tuple) and peer else None
+    headers = request.headers
+    first_hop = loopback_proxy and in_networks(peer_ip, LOOPBACK)
+    return client_address(
+        peer_ip, headers.get("X-Forwarded-For"), headers.get("X-Real-Ip"), trusted_proxies, first_hop_trusted=first_hop
+    )

@@ -1,0 +1,44 @@
+"""Linking a device, on both hosts and both surfaces (the enrollment page, the JSON API): start or re-link and
+reveal once, confirm, cancel, new recovery codes. The pages and API verbs call these and render the outcome;
+core errors (:class:`CodeRejected`, :class:`EnrollmentError`) pass through for them to word.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..core import Provisioning
+from .handler import Caller, FlowHandler
+from .host import PasswordCheck
+
+
+def start(handler: FlowHandler, check: PasswordCheck, otp: str) -> Provisioning:
+    """Begin linking a device to ``check.name`` (a re-link, with ``otp``, when one is linked) and reveal it."""
+    host = handler.host
+    return host.enrollment.start(
+        check.name, time.time(), first_factor_ok=check.ok, code=otp, remote_addr=host.client_address(handler)
+    )
+
+
+def confirm(handler: FlowHandler, caller: Caller, code: str) -> list[str]:
+    """Activate the pending device if ``code`` comes from it; older sessions end. Returns the recovery codes."""
+    host = handler.host
+    codes = host.enrollment.confirm(caller.name, code, time.time(), host.client_address(handler))
+    host.one_shot_images.discard(caller.name)
+    handler.device_linked(caller)
+    return codes
+
+
+def cancel(handler: FlowHandler, name: str) -> bool:
+    """Drop the pending enrollment (and its one-time picture); False when there was none."""
+    host = handler.host
+    host.one_shot_images.discard(name)
+    return host.enrollment.cancel(name, time.time(), host.client_address(handler))
+
+
+def new_recovery_codes(handler: FlowHandler, check: PasswordCheck, otp: str) -> list[str]:
+    """Replace every recovery code, after the password and a current (or recovery) code."""
+    host = handler.host
+    return host.enrollment.regenerate_recovery_codes(
+        check.name, otp, time.time(), host.client_address(handler), first_factor_ok=check.ok
+    )

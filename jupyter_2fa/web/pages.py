@@ -1,0 +1,138 @@
+"""The enrollment page (``2fa/enroll``), without JavaScript: password -> QR code and key (once) -> a code ->
+recovery codes (once); cancel. Posting the password again starts a fresh enrollment that voids the previous
+one, so a reload or a second tab never shows an earlier secret again.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from ..core import AlreadyEnrolled, CodeRejected, EnrollmentError, NoPendingEnrollment, Outcome, StoreError, Verdict
+from ..messages import ALREADY_LINKED, CANCELLED, CLI_ONLY, NOTHING_TO_CANCEL, WRONG_NEW_CODE
+from . import linking
+from .forms import BadInput
+from .handler import Caller, FlowHandler
+from .models import pending_tag
+from .refusals import Refused
+
+PENDING_COOKIE = "jupyter-2fa-enrollment"  # which browser started a pending enrollment (only it may cancel)
+
+
+class EnrollPage(FlowHandler):
+    """The page's verbs; each host serves them with its own base handler and login rules."""
+
+    route = r"/2fa/enroll"
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Referrer-Policy", "same-origin")  # "no-referrer" makes browsers send Origin: null
+
+    async def get(self) -> None:
+        await self._start_page()
+
+    async def post(self) -> None:
+        if self.host.enrollment_policy == "cli-only":
+            await self._start_page()
+            return
+        action = ""
+        try:
+            action = self.form_field("action")
+            if action == "start":
+                await self._begin()
+            elif action == "confirm":
+                await self._confirm()
+            elif action == "cancel":
+                await self._cancel()
+            else:
+                raise BadInput("unknown action")
+        except BadInput as err:
+            if action == "confirm":  # keep the code form: the pending enrollment is untouched
+                await self._render("confirm", err.status, message=str(err))
+            else:
+                await self._start_page(str(err), err.status)
+        except Refused as refused:
+            for name, value in refused.headers.items():
+                self.set_header(name, value)
+            await self._render("confirm" if action == "confirm" else "start", refused.status, message=refused.message)
+        except StoreError:
+            await self._start_page(self.host.refusal(Verdict(Outcome.UNAVAILABLE, "")).message, 503)
+
+    async def _render(self, step: str, status: int = 200, **ns: Any) -> None:
+        host = self.host
+        ns.setdefault("username", self._typed_account())
+        await self.render_page(
+            self.page_template,
+            status,
+            step=step,
+            next=self.page_next(),
+            enroll_url=self.url("2fa/enroll"),
+            xsrf_input=self.xsrf_form_html(),
+            ask_username=self.ask_username,
+            issuer=host.issuer,
+            help_text=host.help_text,
+            **ns,
+        )
+
+    async def _start_page(self, message: str = "", status: int = 200) -> None:
+        """The password form; the same for everyone, so it tells a visitor nothing about the account."""
+        if self.host.enrollment_policy == "cli-only":
+            await self._render("cli-only", 403, message=CLI_ONLY)
+        else:
+            await self._render("start", status, message=message)
+
+    def _account(self) -> str:
+        """The account the form is about (the hub's page asks for a username; the gate has one account)."""
+        return self.host.account_named(self.form_field("username"))
+
+    def _typed_account(self) -> str:
+        try:
+            return self._account()
+        except BadInput:
+            return ""
+
+    async def _begin(self) -> None:
+        host = self.host
+        check = await host.check_password(self, self._account(), self.form_field("password"))
+        try:
+            provisioning = linking.start(self, check, self.form_field("otp"))
+        except CodeRejected as err:
+            raise Refused.page(host.refusal(err.verdict)) from None
+        except AlreadyEnrolled:
+            raise Refused(409, ALREADY_LINKED) from None
+        except EnrollmentError as err:
+            raise Refused(409, str(err)) from None
+        self._remember_pending(check.name)
+        await self._render("scan", username=check.name, provisioning=provisioning, svg=provisioning.svg())
+
+    def _remember_pending(self, name: str) -> None:
+        """Mark this browser as the one that started the pending enrollment: only it may cancel it."""
+        tag = pending_tag(self.host.enrollment.store.get(name))
+        if tag:
+            self.set_secure_cookie(
+                PENDING_COOKIE, tag, path=self.url(""), httponly=True, samesite="Strict", expires_days=None
+            )
+
+    async def _confirm(self) -> None:
+        name = self._account()
+        try:
+            codes = linking.confirm(self, Caller(name), self.form_field("code"))
+        except CodeRejected as err:
+            if err.verdict.outcome is Outcome.INVALID:
+                raise Refused(400, WRONG_NEW_CODE) from None
+            raise Refused.page(self.host.refusal(err.verdict)) from None
+        except NoPendingEnrollment as err:
+            await self._start_page(f"{err} (nothing was linked)", 409)
+            return
+        await self._render("done", recovery_codes=codes)
+
+    async def _cancel(self) -> None:
+        name = self._account()
+        tag = pending_tag(self.host.enrollment.store.get(name))
+        mine = self.get_secure_cookie(PENDING_COOKIE, max_age_days=1)
+        if not tag or mine is None or not hmac.compare_digest(mine.decode(), tag):
+            await self._start_page(NOTHING_TO_CANCEL, 409)
+            return
+        linking.cancel(self, name)
+        self.clear_cookie(PENDING_COOKIE, path=self.url(""))
+        await self._start_page(CANCELLED)
