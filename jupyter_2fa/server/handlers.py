@@ -5,20 +5,14 @@ served with jupyter_server's handlers and login rules.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any, cast
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 from jupyter_server.auth.decorator import allow_unauthenticated
-from jupyter_server.auth.login import LoginFormHandler
-from jupyter_server.auth.logout import LogoutHandler
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import web
 
-from ..core import StoreError
-from ..core.audit import Action
 from ..web import api, pages
-from ..web.forms import BadInput
 from ..web.handler import Caller, FlowHandler, authenticated, routes
 from ..web.refusals import RefusedError
 from .identity import TOTPIdentityProvider
@@ -86,69 +80,6 @@ class GateHandler(FlowHandler):
         if factor is None or factor is SessionFactor.TOKEN or factor.per_request:
             return None
         return self.host.username
-
-
-class TOTPLoginHandler(GateHandler, LoginFormHandler):
-    """The login page: one form with ``password`` and ``otp`` (a TOTP code or a recovery code)."""
-
-    def _render(self, message: str = "", status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Cache-Control", "no-store")
-        self.write(
-            self.render_template(
-                "2fa_login.html",
-                next=self.next_url(),
-                message=message,
-                policy=self.host.enrollment_policy,
-                help_text=self.host.help_text,
-            )
-        )
-
-    def _redirect_next(self) -> None:
-        """jupyter_server's own redirect to ``next``, which refuses other hosts (typed here: it has no hints)."""
-        redirect_safe = cast(Callable[[str], None], self._redirect_safe)
-        redirect_safe(self.next_url())
-
-    @allow_unauthenticated
-    def get(self) -> None:
-        if self.current_user:
-            self._redirect_next()
-        else:
-            self._render()
-
-    @allow_unauthenticated
-    def post(self) -> None:
-        try:
-            result = self.host.authenticate(self, self.form_field("password"), self.form_field("otp"))
-        except BadInput as err:
-            self._render(str(err), err.status)
-            return
-        if result.user is not None:
-            self.host.set_login_cookie(self, result.user)
-            self._redirect_next()
-        elif result.enroll:
-            self.redirect(f"{self.base_url}2fa/enroll?next={quote(self.next_url(), safe='')}", status=303)
-        else:
-            if result.retry_after:
-                self.set_header("Retry-After", str(int(result.retry_after)))
-            self._render(result.message, result.status)
-
-
-class TOTPLogoutHandler(GateHandler, LogoutHandler):
-    """Log out everywhere: the account's epoch moves, so its sessions in every browser end."""
-
-    @allow_unauthenticated
-    def get(self) -> Any:
-        if isinstance(self.current_user, TwoFactorUser):
-            host = self.host
-            try:
-                host.sessions.end_all()
-                host.enrollment.verifier.record(
-                    Action.LOGOUT, host.username, "success", "logout", host.client_address(self)
-                )
-            except StoreError as err:
-                self.log.error("2FA store unavailable at logout: %s", err)
-        return super().get()  # type: ignore[no-untyped-call]  # jupyter_server's LogoutHandler has no hints
 
 
 class EnrollPageHandler(GateHandler, pages.EnrollPage, JupyterHandler):

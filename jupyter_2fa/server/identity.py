@@ -111,22 +111,22 @@ class TOTPIdentityProvider(PasswordIdentityProvider, Host):
     )
 
     login_handler_class = Type(
-        default_value="jupyter_2fa.server.handlers.TOTPLoginHandler",
+        default_value="jupyter_2fa.server.login.TOTPLoginHandler",
         klass=web.RequestHandler,
         config=True,
         help="""The handler of the login page: one form with the password and the code. Default
-        ``jupyter_2fa.server.handlers.TOTPLoginHandler``; a replacement must keep asking for both factors.
+        ``jupyter_2fa.server.login.TOTPLoginHandler``; a replacement must keep asking for both factors.
 
         .. versionadded:: 0.1
         """,
     )
 
     logout_handler_class = Type(
-        default_value="jupyter_2fa.server.handlers.TOTPLogoutHandler",
+        default_value="jupyter_2fa.server.login.TOTPLogoutHandler",
         klass=web.RequestHandler,
         config=True,
         help="""The handler of the logout page, which ends the account's sessions in every browser. Default
-        ``jupyter_2fa.server.handlers.TOTPLogoutHandler``.
+        ``jupyter_2fa.server.login.TOTPLogoutHandler``.
 
         .. versionadded:: 0.1
         """,
