@@ -1,5 +1,5 @@
-"""The gate's handlers: its login and logout pages, and the shared 2FA pages and API (``jupyter_2fa.web``)
-served with jupyter_server's handlers and login rules.
+"""The gate's adapter: the shared 2FA page, API and picture (``jupyter_2fa.web``) served with jupyter_server's
+handlers and login rules. The gate's own login and logout pages are in ``login.py``.
 """
 
 from __future__ import annotations
