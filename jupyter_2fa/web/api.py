@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from tornado import web
 
-from ..core import AlreadyEnrolled, CodeRejected, EnrollmentError, NoPendingEnrollment, Outcome, StoreError, Verdict
+from ..core import AlreadyEnrolled, CodeRejected, EnrollmentError, Outcome, StoreError, Verdict
 from ..messages import CLI_ONLY, NOTHING_PENDING, PICTURE_GONE, USE_ENROLLMENT, USE_RELINK
 from . import linking
 from .forms import BadInput
@@ -32,18 +32,15 @@ Flow = TypeVar("Flow", bound="APIFlow")
 
 
 def answered(verb: Callable[[Flow], Awaitable[None]]) -> Callable[[Flow], Awaitable[None]]:
-    """The verb, with bad input, refusals and a store outage answered in the host's way (never a 500)."""
+    """The verb, with every refusal answered in the host's way: bad input, a wrong or throttled factor, a state
+    that does not allow the step, a store outage (never a 500)."""
 
     @functools.wraps(verb)
     async def answer(self: Flow) -> None:
         try:
             await verb(self)
-        except BadInput as err:
-            self.write_refusal(Refused(err.status, str(err)))
-        except Refused as refused:
-            self.write_refusal(refused)
-        except StoreError:
-            self.write_refusal(Refused.api(self.host.refusal(Verdict(Outcome.UNAVAILABLE, "store-unavailable"))))
+        except (BadInput, Refused, EnrollmentError, StoreError) as err:
+            self.write_refusal(self.refusal_of(err))
 
     return answer
 
@@ -56,8 +53,20 @@ class APIFlow(FlowHandler):
         check = await self.host.check_password(self, caller.name, password)
         return PasswordCheck(caller.name, check.ok and check.name == caller.name)
 
-    def refused(self, err: CodeRejected) -> Refused:
-        return Refused.api(self.host.refusal(err.verdict))
+    def refusal_of(self, err: BadInput | Refused | EnrollmentError | StoreError) -> Refused:
+        """How the API words a refusal: a wrong factor is 403 (throttled 429), a step the account's state does
+        not allow is 409, the store down is 503."""
+        if isinstance(err, Refused):
+            return err
+        if isinstance(err, BadInput):
+            return Refused(err.status, str(err))
+        if isinstance(err, CodeRejected):
+            return Refused.api(self.host.refusal(err.verdict))
+        if isinstance(err, AlreadyEnrolled):
+            return Refused(409, USE_RELINK)
+        if isinstance(err, EnrollmentError):
+            return Refused(409, str(err))
+        return Refused.api(self.host.refusal(Verdict(Outcome.UNAVAILABLE, "store-unavailable")))
 
 
 class StatusAPI(APIFlow):
@@ -99,14 +108,7 @@ class LinkingAPI(APIFlow):
         if not relink and account is not None and account.enrolled:
             raise Refused(409, USE_RELINK)
         check = await self.password_of(caller, fields["password"])
-        try:
-            provisioning = linking.start(self, check, fields.get("otp", ""))
-        except CodeRejected as err:
-            raise self.refused(err) from None
-        except AlreadyEnrolled:
-            raise Refused(409, USE_RELINK) from None
-        except EnrollmentError as err:
-            raise Refused(409, str(err)) from None
+        provisioning = linking.start(self, check, fields.get("otp", ""))
         account = host.enrollment.store.get(caller.name)
         expires_at = account.pending_expires_at if account else None
         qr_path = self.url("2fa/qr/")
@@ -147,13 +149,7 @@ class ConfirmAPI(APIFlow):
     @answered
     async def post(self) -> None:
         caller = await self.caller()
-        code = self.json_fields("code")["code"]
-        try:
-            codes = linking.confirm(self, caller, code)
-        except CodeRejected as err:
-            raise self.refused(err) from None
-        except NoPendingEnrollment as err:
-            raise Refused(409, str(err)) from None
+        codes = linking.confirm(self, caller, self.json_fields("code")["code"])
         self.reply(200, {"recovery_codes": codes})
 
 
@@ -165,12 +161,7 @@ class RecoveryCodesAPI(APIFlow):
         caller = await self.caller()
         fields = self.json_fields("password", "otp")
         check = await self.password_of(caller, fields["password"])
-        try:
-            codes = linking.new_recovery_codes(self, check, fields["otp"])
-        except CodeRejected as err:
-            raise self.refused(err) from None
-        except EnrollmentError as err:
-            raise Refused(409, str(err)) from None
+        codes = linking.new_recovery_codes(self, check, fields["otp"])
         self.reply(200, {"recovery_codes": codes})
 
 
