@@ -33,14 +33,17 @@ def module_name(path: Path) -> str:
 
 
 def resolve(module: str, node: ast.ImportFrom, is_package: bool) -> list[str]:
-    """The modules a ``from … import …`` may load: the one named, and each name as a submodule of it."""
-    if node.level:
+    """The modules a ``from … import …`` may load: the one named, and each name as a submodule of it
+    (``from . import x`` names only ``x``: the package it sits in is already loading)."""
+    if not node.level:
+        target = node.module or ""
+    else:
         base = module if is_package else module.rpartition(".")[0]
         for _ in range(node.level - 1):
             base = base.rpartition(".")[0]
-        target = f"{base}.{node.module}" if node.module else base
-    else:
-        target = node.module or ""
+        if not node.module:
+            return [f"{base}.{alias.name}" for alias in node.names]
+        target = f"{base}.{node.module}"
     return [target, *(f"{target}.{alias.name}" for alias in node.names)]
 
 
