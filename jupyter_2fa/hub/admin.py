@@ -110,7 +110,7 @@ class AdminPageHandler(AdminHandler, BaseHandler):
             raise web.HTTPError(err.status, str(err)) from None
         if action == "reset" and self.reset(name):
             message = f"Reset {name}: their device is unlinked and their hub sessions ended."
-        elif action == "unlock" and self.host.enrollment.unlock(name, time.time()):
+        elif action == "unlock" and self.enrollment().unlock(name, time.time()):
             message = f"Unlocked {name}."
         else:
             raise web.HTTPError(400, "unknown action or user")
@@ -118,7 +118,7 @@ class AdminPageHandler(AdminHandler, BaseHandler):
 
     async def _render(self, message: str = "") -> None:
         accounts = []
-        for account in self.host.enrollment.store.all_accounts():
+        for account in self.enrollment().store.all_accounts():
             model = self.model(account)
             activated = account.activated_at
             model["activated"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime(activated)) if activated else ""

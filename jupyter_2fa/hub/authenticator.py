@@ -51,7 +51,7 @@ def fernet_keys_from_crypt_key(value: str) -> list[bytes]:
     return keys
 
 
-class TOTPAuthenticator(Authenticator, Host):
+class TOTPAuthenticator(Host, Authenticator):
     """Adds the second factor (TOTP or recovery code in the login form's ``otp`` field) to a password
     authenticator chosen with ``inner_authenticator_class``."""
 

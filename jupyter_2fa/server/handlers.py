@@ -60,8 +60,10 @@ class GateHandler(FlowHandler):
         return user.factor if isinstance(user, TwoFactorUser) else None
 
     async def caller(self, *, read_only: bool = False) -> Caller:
-        factor = self._factor()  # the verbs are @web.authenticated: jupyter_server found the user
-        return Caller(self.host.username, credentials=factor is not None and factor.per_request)
+        factor = self._factor()
+        if factor is None:  # the verbs are @web.authenticated; this holds should one ever not be
+            raise web.HTTPError(403)
+        return Caller(self.host.username, credentials=factor.per_request)
 
     def session_of(self, caller: Caller) -> tuple[str | None, float | None]:
         user = self.current_user

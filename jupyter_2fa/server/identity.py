@@ -45,7 +45,7 @@ class LoginResult:
     retry_after: float = 0.0
 
 
-class TOTPIdentityProvider(PasswordIdentityProvider, Host):
+class TOTPIdentityProvider(Host, PasswordIdentityProvider):
     """Password (jupyter_server's own ``hashed_password``) plus a TOTP code from the user's phone.
 
     Enable with ``c.ServerApp.identity_provider_class = "jupyter_2fa.server.TOTPIdentityProvider"`` or

@@ -130,7 +130,13 @@ class Sessions:
             self._epochs.set(self.username, account.epoch)
 
     def encode(self, user: TwoFactorUser) -> str:
-        fields = {"u": user.username, "e": user.epoch, "f": user.factor.value, "i": user.issued_at, "s": user.seen_at}
+        fields = {
+            "u": user.username,
+            "e": user.epoch,
+            "f": SessionFactor(user.factor).value,
+            "i": user.issued_at,
+            "s": user.seen_at,
+        }
         return json.dumps(fields, separators=(",", ":"))
 
     def decode(self, value: str) -> TwoFactorUser | None:

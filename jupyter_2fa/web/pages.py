@@ -83,7 +83,7 @@ class EnrollPage(FlowHandler):
 
     def _account(self) -> str:
         """The account the form is about (the hub's page asks for a username; the gate has one account)."""
-        return self.host.account_named(self.form_field("username"))
+        return self.host.account_named(self.form_field("username") if self.ask_username else "")
 
     def _typed_account(self) -> str:
         try:
