@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from jupyter_core.application import JupyterApp, base_aliases, base_flags
 from traitlets import Bool, TraitError, default
@@ -28,6 +28,12 @@ CODE_TRIES = 3
 
 aliases = {**base_aliases, "db-url": "TwoFactorConfig.db_url"}
 flags = dict(base_flags)
+
+
+def _exit(app: Application, status: int) -> NoReturn:
+    """``app.exit(status)``: traitlets types ``Application.exit`` as returning, though it always raises SystemExit."""
+    app.exit(status)
+    raise SystemExit(status)  # not reached: Application.exit ends in sys.exit
 
 
 class TwoFactorCommand(JupyterApp):
@@ -48,7 +54,7 @@ class TwoFactorCommand(JupyterApp):
 
     def fail(self, message: str, code: int = REFUSED) -> NoReturn:
         print(f"jupyter 2fa {self.name}: {message}", file=sys.stderr)
-        self.exit(code)
+        _exit(self, code)
 
     def username(self) -> str:
         """USER from the command line, or the OS user running this (the name a single-user server gates)."""
@@ -82,6 +88,8 @@ class TwoFactorCommand(JupyterApp):
             os.chdir(Path(self.config_file).resolve().parent)
         return TOTPAuthenticator(config=self.config, log=self.log)
 
+    # ignore[override]: traitlets declares load_config_file(filename, path); jupyter_core's JupyterApp replaced it
+    # with this signature (under the same ignore), and mypy checks this override against traitlets' too.
     def load_config_file(self, suppress_errors: bool = True) -> None:  # type: ignore[override]
         # jupyter_core silently ignores a missing --config file; here that would mean the wrong store.
         if self.config_file and not Path(self.config_file).is_file():
@@ -216,8 +224,7 @@ class StatusApp(TwoFactorCommand):
         else:
             print(f"second factor:       linked since {_when(account.activated_at)}")
             print(f"recovery codes left: {account.recovery_codes_left}")
-        pending = account is not None and account.pending_secret is not None
-        if pending:
+        if account is not None and account.pending_secret is not None:
             print(f"pending enrollment:  until {_when(account.pending_expires_at)}")
         failures = account.failures if account else 0
         print(f"failed attempts:     {failures} of {policy.lockout_threshold}")
@@ -252,7 +259,7 @@ class ListApp(TwoFactorCommand):
 
 class _AdminCommand(TwoFactorCommand):
     needs_user = True
-    action: Callable[[Enrollment, str, float], bool]
+    action: ClassVar[Callable[[Enrollment, str, float], bool]]  # an Enrollment method: reset or unlock
     done = ""
     nothing = ""
 
@@ -403,7 +410,7 @@ class TwoFactorApp(JupyterApp):
     aliases = aliases
     flags = flags
     subcommands: dict[str, tuple[type[Application], str]] = {
-        app.name: (app, (app.description or "").strip().splitlines()[0])  # type: ignore[misc]
+        app.name: (app, (app.description or "").strip().splitlines()[0])
         for app in (
             EnrollApp,
             StatusApp,
@@ -426,7 +433,7 @@ class TwoFactorApp(JupyterApp):
         if self.subapp is None:
             print("No subcommand given. Subcommands: " + ", ".join(sorted(self.subcommands)), file=sys.stderr)
             print("Run `jupyter 2fa --help-all` or `jupyter 2fa SUBCOMMAND --help` for help.", file=sys.stderr)
-            self.exit(USAGE_ERROR)
+            _exit(self, USAGE_ERROR)
         self.subapp.start()
 
 

@@ -10,8 +10,10 @@ import qrcode
 import qrcode.image.svg
 
 
-def _qr(uri: str) -> qrcode.QRCode:
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4)
+def _qr(uri: str) -> qrcode.QRCode[qrcode.image.svg.SvgPathImage]:
+    code = qrcode.QRCode(
+        error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, image_factory=qrcode.image.svg.SvgPathImage
+    )
     code.add_data(uri)
     code.make(fit=True)
     return code
@@ -19,8 +21,7 @@ def _qr(uri: str) -> qrcode.QRCode:
 
 def qr_svg(uri: str) -> str:
     """A standalone SVG document (one path, no external references) showing ``uri``."""
-    image = _qr(uri).make_image(image_factory=qrcode.image.svg.SvgPathImage)
-    return str(image.to_string(encoding="unicode"))
+    return _qr(uri).make_image().to_string(encoding="unicode")
 
 
 CARD_WIDTH = 260  # px: the QR code is a square this wide, its key typed out below

@@ -114,7 +114,7 @@ class TwoFactorClient:
         pair = f"{self.endpoint.username}:{password}".encode()
         return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
-    def _call(self, method: str, path: str, body: dict[str, str] | None, auth: str | dict[str, str]) -> Any:
+    def _call(self, method: str, path: str, body: dict[str, str] | None, auth: str | dict[str, str]) -> dict[str, Any]:
         headers = self._password_headers(auth) if isinstance(auth, str) else auth
         data = None
         if body is not None:
@@ -132,9 +132,10 @@ class TwoFactorClient:
                 f"Cannot reach the 2FA service at {self.endpoint.api_url} ({reason}). Try again later."
             ) from None
         try:
-            return json.loads(payload) if payload else {}
+            answer: dict[str, Any] = json.loads(payload) if payload else {}  # every API answer is a JSON object
         except ValueError:
             raise ClientError("The 2FA service sent an answer this panel cannot read.", 502) from None
+        return answer
 
 
 def _refusal(err: urllib.error.HTTPError) -> ClientError:

@@ -66,7 +66,8 @@ class EnrollmentPanel(widgets.VBox):
     """
 
     def __init__(self, client: TwoFactorClient | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        # ipywidgets has no annotations; mypy's untyped_calls_exclude misses calls through super() (mypy#16653).
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
         self.step = "menu"  # menu | link | relink | regenerate | scan | codes | unavailable
         self._password = ""  # between starting a link and confirming or cancelling it, nothing longer
         self._expiry: asyncio.TimerHandle | None = None
@@ -304,4 +305,4 @@ class EnrollmentPanel(widgets.VBox):
         for child in vars(self).values():
             if isinstance(child, widgets.Widget) and child is not self:
                 child.close()
-        super().close()
+        super().close()  # type: ignore[no-untyped-call]  # as in __init__: ipywidgets is untyped, mypy#16653
