@@ -1,53 +1,40 @@
-"""Shared fixtures: isolated Jupyter paths for every test, and a real PostgreSQL server on loopback.
+"""Fixtures and hooks of the whole suite: isolated Jupyter paths for every test, a real PostgreSQL server on
+loopback, and the servers that more than one test folder starts (a JupyterHub, the project's installed wheel).
 
-The PostgreSQL tests run against a server the test session starts itself (``initdb`` + ``pg_ctl`` into a
-temporary directory, SCRAM passwords, 127.0.0.1 only), because the store's security guarantees rest on
-PostgreSQL's real locking and UPDATE re-check behaviour, which no fake reproduces. Without the server
-binaries these tests are skipped on a developer machine but fail under ``CI=true``: in CI nothing may
-silently skip. ``JUPYTER_2FA_TEST_POSTGRES_URL`` (an admin URL such as
-``postgresql://postgres:secret@db.example:5432/postgres``) uses an existing server instead.
+The PostgreSQL tests run against a server the test session starts itself (helpers/postgres.py), because the
+store's security guarantees rest on PostgreSQL's real locking, which no fake reproduces. Whatever a test needs
+that is missing (PostgreSQL, node, Chromium, slapd) skips it on a developer machine but fails it under
+``CI=true``: in CI nothing may silently skip. Fixtures used by one folder only are in that folder's conftest.py;
+the helpers every test imports are the package tests/helpers (``from helpers.hub import Hub``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import os
-import pwd
-import re
-import secrets
-import shlex
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
 
-import ci_support
-import psycopg
 import pytest
-from psycopg import sql
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 
 from jupyter_2fa.endpoints import API_URL_ENV, STATUS_TOKEN_ENV
 
-POSTGRES_URL_VARIABLE = "JUPYTER_2FA_TEST_POSTGRES_URL"
-POSTGRES_OS_USER = "postgres"  # PostgreSQL refuses to run as root; this is who runs it when we are root
-POSTGRES_SUPERUSER = "postgres"
-START_TIMEOUT_SECONDS = 60
+from helpers.ci import in_ci, skip_or_fail
+from helpers.hub import HubFactory, hub_factory_for, hub_tools_missing
+from helpers.postgres import (
+    POSTGRES_SUPERUSER,
+    POSTGRES_URL_VARIABLE,
+    LocalCluster,
+    PostgresServer,
+    find_postgres_bindir,
+    postgres_skip_or_fail,
+    server_from_url,
+)
+from helpers.wheel import WheelInstall, built_wheel_install, lab_extension_built, remove_built_wheel_install
 
 _STARTUP_NOTE = pytest.StashKey[str]()
-
-
-def skip_or_fail(reason: str) -> NoReturn:
-    """Skip locally, where PostgreSQL may just not be installed; fail in CI, where it must be."""
-    ci_support.skip_or_fail(reason, "PostgreSQL tests")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -68,7 +55,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a missing part, so the run fails, whatever skipped it."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []
-    if ci_support.in_ci() and skipped and exitstatus == pytest.ExitCode.OK:
+    if in_ci() and skipped and exitstatus == pytest.ExitCode.OK:
         print(f"\nCI=true: {len(skipped)} test(s) skipped; every test must run in CI.", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -108,238 +95,16 @@ def isolated_jupyter_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
 # -- PostgreSQL -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class PostgresServer:
-    """A PostgreSQL server the tests may create and drop databases on, as superuser ``user``."""
-
-    host: str
-    port: int
-    user: str
-    password: str = field(repr=False)
-    admin_database: str = "postgres"
-
-    def url(self, database: str) -> str:
-        """The SQLAlchemy URL (psycopg 3 driver) of ``database`` on this server, password included."""
-        return URL.create(
-            "postgresql+psycopg",
-            username=self.user,
-            password=self.password,
-            host=self.host,
-            port=self.port,
-            database=database,
-        ).render_as_string(hide_password=False)
-
-    @contextlib.contextmanager
-    def admin(self) -> Iterator[psycopg.Connection[Any]]:
-        """An autocommit psycopg connection to the admin database (CREATE/DROP DATABASE need autocommit)."""
-        with psycopg.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            dbname=self.admin_database,
-            autocommit=True,
-            connect_timeout=10,
-        ) as conn:
-            yield conn
-
-    def create_database(self, prefix: str = "jupyter_2fa_test") -> str:
-        """Create an empty database with a unique name and return its SQLAlchemy URL."""
-        name = f"{prefix}_{secrets.token_hex(6)}"
-        with self.admin() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return self.url(name)
-
-    def drop_database(self, name: str) -> None:
-        """Drop a database, disconnecting whoever still uses it (a leaked engine must not block cleanup)."""
-        with self.admin() as conn:
-            if conn.info.server_version >= 130000:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            else:
-                conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (name,),
-                )
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-
-
-def _version_key(path: str) -> tuple[int, ...]:
-    """Sort /usr/lib/postgresql/<version>/bin numerically, so 16 beats 9.6."""
-    match = re.search(r"/postgresql/([\d.]+)/bin/", path)
-    return tuple(int(part) for part in match.group(1).split(".") if part) if match else ()
-
-
-def find_postgres_bindir() -> Path | None:
-    """The newest Debian-style PostgreSQL bin directory, else the one holding ``initdb`` on PATH."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
-    for initdb in reversed(candidates):
-        bindir = Path(initdb).parent
-        if (bindir / "pg_ctl").is_file():
-            return bindir
-    on_path = shutil.which("initdb")
-    if on_path:
-        bindir = Path(on_path).resolve().parent
-        if (bindir / "pg_ctl").is_file():
-            return bindir
-    return None
-
-
-def _free_port() -> int:
-    """A loopback TCP port nobody listens on right now (a race remains; the caller retries)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _LocalCluster:
-    """initdb/pg_ctl in a temporary directory, run as the ``postgres`` OS user when we are root."""
-
-    def __init__(self, bindir: Path) -> None:
-        self.bindir = bindir
-        self.as_root = os.geteuid() == 0
-        self.owner: pwd.struct_passwd | None = None
-        if self.as_root:
-            try:
-                self.owner = pwd.getpwnam(POSTGRES_OS_USER)
-            except KeyError:
-                skip_or_fail(
-                    f"running as root, PostgreSQL needs an unprivileged OS user "
-                    f"{POSTGRES_OS_USER!r} to run as, and there is none"
-                )
-        # Not under pytest's tmp_path: that lives in a 0700 root-owned folder the postgres user cannot enter.
-        self.root = Path(tempfile.mkdtemp(prefix="jupyter-2fa-pg-"))
-        self.data = self.root / "data"
-        self.sockets = self.root / "sockets"
-        self.log = self.root / "server.log"
-        self.password = secrets.token_urlsafe(24)
-        self.port = 0
-
-    def _command(self, program: str, *args: str) -> list[str]:
-        command = [str(self.bindir / program), *args]
-        if self.as_root:
-            # runuser (util-linux) switches user without PAM prompts or a login shell; root only.
-            return ["runuser", "-u", POSTGRES_OS_USER, "--", *command]
-        return command
-
-    def _run(self, program: str, *args: str) -> None:
-        command = self._command(program, *args)
-        result = subprocess.run(
-            command,
-            cwd=self.root,  # the postgres user may not be able to enter the current directory
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "LC_ALL": "C", "LANG": "C"},
-            timeout=START_TIMEOUT_SECONDS + 30,
-            check=False,
-        )
-        if result.returncode != 0:
-            log = self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
-            raise RuntimeError(
-                f"{shlex.join(command)} exited with {result.returncode}\n"
-                f"stdout: {result.stdout}\nstderr: {result.stderr}\nserver log:\n{log}"
-            )
-
-    def _chown(self, *paths: Path) -> None:
-        if self.owner is not None:
-            for path in paths:
-                os.chown(path, self.owner.pw_uid, self.owner.pw_gid)
-
-    def init(self) -> None:
-        self.sockets.mkdir(mode=0o700)
-        pwfile = self.root / "pwfile"
-        pwfile.write_text(self.password + "\n")
-        pwfile.chmod(0o600)
-        self.root.chmod(0o700)
-        self._chown(self.root, self.sockets, pwfile)
-        try:
-            self._run(
-                "initdb",
-                "--pgdata",
-                str(self.data),
-                "--username",
-                POSTGRES_SUPERUSER,
-                "--auth=scram-sha-256",
-                f"--pwfile={pwfile}",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",  # throw-away data: skip the fsync of every file initdb wrote
-            )
-        finally:
-            pwfile.unlink()
-
-    def start(self, attempts: Sequence[int] = (1, 2, 3)) -> None:
-        server_options = {
-            "listen_addresses": "127.0.0.1",
-            "unix_socket_directories": str(self.sockets),
-            # Durability is worthless for test data; these make commits and CREATE DATABASE fast.
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
-        }
-        for attempt in attempts:
-            self.port = _free_port()
-            options = {**server_options, "port": str(self.port)}
-            argv = [token for key, value in options.items() for token in ("-c", f"{key}={value}")]
-            try:
-                self._run(
-                    "pg_ctl",
-                    "start",
-                    "--wait",
-                    f"--timeout={START_TIMEOUT_SECONDS}",
-                    "--pgdata",
-                    str(self.data),
-                    "--log",
-                    str(self.log),
-                    "-o",
-                    shlex.join(argv),  # pg_ctl hands -o to /bin/sh
-                )
-                return
-            except RuntimeError:
-                if attempt == attempts[-1]:
-                    raise
-                # Most likely someone took the port between _free_port() and the bind; try another.
-
-    def stop(self) -> None:
-        """Stop the server immediately (no checkpoint: the data is about to be deleted)."""
-        pidfile = self.data / "postmaster.pid"
-        if not pidfile.exists():
-            return
-        try:
-            self._run("pg_ctl", "stop", "--wait", "--mode=immediate", "--pgdata", str(self.data))
-        except (RuntimeError, subprocess.TimeoutExpired):
-            # Never leave a postmaster running on a deleted directory: kill it by its pid file.
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
-
-    def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _server_from_url(url_text: str) -> PostgresServer:
-    url = make_url(url_text)
-    if url.get_backend_name() != "postgresql":
-        pytest.fail(f"{POSTGRES_URL_VARIABLE} must be a postgresql:// URL, not {url!r}", pytrace=False)
-    return PostgresServer(
-        host=url.host or "127.0.0.1",
-        port=url.port or 5432,
-        user=url.username or POSTGRES_SUPERUSER,
-        password=url.password or "",
-        admin_database=url.database or "postgres",
-    )
-
-
 @pytest.fixture(scope="session")
 def postgres_server(pytestconfig: pytest.Config) -> Iterator[PostgresServer]:
-    """A PostgreSQL server for the whole session: ours on 127.0.0.1, or the one in the URL variable.
+    """A PostgreSQL server for the whole session: ours on 127.0.0.1, or the one ``JUPYTER_2FA_TEST_POSTGRES_URL`` names.
 
     Starting a cluster takes about a second, so it is shared; tests get isolation from ``postgres_url``,
     which makes each one a fresh database.
     """
     existing = os.environ.get(POSTGRES_URL_VARIABLE, "").strip()
     if existing:
-        server = _server_from_url(existing)
+        server = server_from_url(existing)
         pytestconfig.stash[_STARTUP_NOTE] = (
             f"PostgreSQL tests used {POSTGRES_URL_VARIABLE} ({server.host}:{server.port})"
         )
@@ -348,12 +113,12 @@ def postgres_server(pytestconfig: pytest.Config) -> Iterator[PostgresServer]:
 
     bindir = find_postgres_bindir()
     if bindir is None:
-        skip_or_fail(
+        postgres_skip_or_fail(
             "PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin or "
             f"on PATH; install the Debian package 'postgresql' or set {POSTGRES_URL_VARIABLE}"
         )
 
-    cluster = _LocalCluster(bindir)
+    cluster = LocalCluster(bindir)
     try:
         started = time.monotonic()
         cluster.init()
@@ -391,3 +156,31 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / '2fa' / 'store.sqlite'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+# -- servers that several folders start -----------------------------------------------------------------
+
+
+@pytest.fixture
+def hub_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubFactory]:
+    """``hub_factory(config_py, env=None) -> helpers.hub.Hub`` starts a real JupyterHub behind
+    configurable-http-proxy (``HubFactory.start``: the base settings of ``helpers.hub.base_config``, then
+    ``config_py``); every hub is stopped after the test, with its proxy and single-user servers (a process left
+    behind fails the test). Used by tests/hub and tests/browser."""
+    missing = hub_tools_missing()
+    if missing:
+        skip_or_fail(missing, "the JupyterHub tests")
+    with hub_factory_for(lambda: tmp_path_factory.mktemp("hub")) as factory:
+        yield factory
+
+
+@pytest.fixture(scope="session")
+def installed_wheel() -> Iterator[WheelInstall]:
+    """The project's wheel, built once and installed into a fresh venv without node (helpers/wheel.py), removed
+    at the end of the run. Used by tests/labextension and tests/browser; needs the Lab extension built."""
+    if not lab_extension_built():
+        skip_or_fail("the Lab extension is not built (scripts/_venv.sh builds it when node is installed)", "Lab tests")
+    try:
+        yield built_wheel_install()
+    finally:
+        remove_built_wheel_install()

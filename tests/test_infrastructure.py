@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
@@ -12,8 +11,7 @@ from cryptography.fernet import Fernet
 
 from jupyter_2fa.core import Keyring, Store
 
-if TYPE_CHECKING:
-    from conftest import PostgresServer
+from helpers.postgres import PostgresServer
 
 
 def _scalar(url: str, statement: str) -> object:

@@ -3,7 +3,7 @@
 Playwright's own browser download is never used (the machine has no network): the test drives the Debian
 package's ``/usr/bin/chromium``, which ``.ci/run`` installs when it is missing. Without it the test is skipped
 on a developer machine and fails under ``CI=true``. The Lab extension's test runs ``jupyter lab`` from the
-project's wheel, installed into a fresh venv without node (``installed_wheel``, tests/wheel_support.py).
+project's wheel, installed into a fresh venv without node (``installed_wheel``, tests/conftest.py).
 Screenshots go to ``test-output/browser/`` at the repository root (gitignored); the run's summary says where.
 """
 
@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_DIR, LabServer, running_lab
-from ci_support import skip_or_fail
 from playwright.sync_api import Browser, Page, sync_playwright
-from wheel_support import WheelInstall, installed_wheel_fixture
+
+from helpers.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_DIR, LabServer, running_lab
+from helpers.ci import skip_or_fail
 
 _SCREENSHOTS_TAKEN = pytest.StashKey[Path]()
 
@@ -65,12 +65,6 @@ def page(chromium: Browser) -> Iterator[Page]:
 
 @pytest.fixture
 def lab_server(tmp_path: Path) -> Iterator[LabServer]:
-    """A real `jupyter lab` with the gate on, in this test's isolated Jupyter dirs (see browser_support)."""
+    """A real `jupyter lab` with the gate on, in this test's isolated Jupyter dirs (see helpers/browser.py)."""
     with running_lab(tmp_path) as server:
         yield server
-
-
-@pytest.fixture(scope="session")
-def installed_wheel() -> Iterator[WheelInstall]:
-    """The project's wheel, built once and installed into a fresh venv without node (tests/wheel_support.py)."""
-    yield from installed_wheel_fixture()

@@ -5,11 +5,8 @@ shown once, a code to confirm, the recovery codes), then the hub's stock login f
 wrong code refused with the hub's login error, and the right password with the app's next code, after which
 the hub spawns the user's server and JupyterLab's Launcher appears.
 
-The hub comes from ``tests/hub/hub_support.py`` (a real ``jupyterhub`` behind configurable-http-proxy, spawning
-``jupyterhub-singleuser`` as the test's own user). tests/hub and tests/browser are sibling folders without
-``__init__.py`` and non-root conftests may not declare ``pytest_plugins``, so ``hub_support`` is loaded by path
-(under its own name, so tests/hub/conftest.py shares the same module when both folders run) and the small
-``hub_factory`` fixture is re-created here.
+The hub comes from the ``hub_factory`` fixture that tests/hub uses too (tests/conftest.py, helpers/hub.py): a real
+``jupyterhub`` behind configurable-http-proxy, spawning ``jupyterhub-singleuser`` as the test's own user.
 """
 
 from __future__ import annotations
@@ -19,15 +16,13 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pyotp
 import pytest
-from ci_support import skip_or_fail
 from playwright.sync_api import Page, expect
-from support_modules import load_support
+
+from helpers.hub import HubFactory
 
 pytestmark = pytest.mark.slow
 
@@ -44,25 +39,12 @@ c.Authenticator.allow_all = True
 """
 
 
-hub_support = load_support("hub", "hub_support")
-
-
-@pytest.fixture
-def hub_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """tests/hub/conftest.py's ``hub_factory``: ``hub_factory(config_py) -> hub_support.Hub``, all stopped after."""
-    missing = hub_support.hub_tools_missing()
-    if missing:
-        skip_or_fail(missing, "browser tests")
-    with hub_support.hub_factory_for(lambda: tmp_path_factory.mktemp("hub")) as factory:
-        yield factory
-
-
 def quiet_lab(config_dir: Path) -> None:
     """Keep the single-user JupyterLab off the (closed) network and its news question off the screenshot.
 
-    The same settings as browser_support.write_server_config, without its 2FA identity provider: behind the hub,
+    The same settings as helpers.browser.write_server_config, without its 2FA identity provider: behind the hub,
     the single-user server trusts the hub's login. The servers find this folder through ``JUPYTER_CONFIG_DIR``
-    (tests/conftest.py isolates it per test; hub_support's ``Spawner.env_keep`` passes it on).
+    (tests/conftest.py isolates it per test; helpers.hub's ``Spawner.env_keep`` passes it on).
     """
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "jupyter_server_config.py").write_text(
@@ -84,7 +66,7 @@ def wrong_code(key: str, now: float) -> str:
     return next(code for code in (f"{n:06d}" for n in range(123456, 10**6)) if code not in near)
 
 
-def test_enroll_then_log_in_to_the_hub(page: Page, hub_factory: Any, screenshot_dir: Path) -> None:
+def test_enroll_then_log_in_to_the_hub(page: Page, hub_factory: HubFactory, screenshot_dir: Path) -> None:
     quiet_lab(Path(os.environ["JUPYTER_CONFIG_DIR"]))
     hub = hub_factory(HUB_CONFIG)
     try:

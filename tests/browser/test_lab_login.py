@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from browser_support import PASSWORD, LabServer
 from playwright.sync_api import Page, expect
+
+from helpers.browser import PASSWORD, LabServer
 
 pytestmark = pytest.mark.slow
 

@@ -14,11 +14,12 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_support import PASSWORD, LabServer
 from playwright.sync_api import Page, Route, expect
-from support_modules import load_support
 
-widget_support = load_support("widgets", "widget_support")
+from helpers.browser import PASSWORD, LabServer
+from helpers.totp import Device
+from helpers.widgets import enroll_over_api, manual_key
+
 pytestmark = pytest.mark.slow
 
 LAB_LOAD_MS = 90_000
@@ -42,7 +43,7 @@ NOTEBOOK = {
 
 def test_relink_from_the_panel_in_lab(page: Page, lab_server: LabServer, tmp_path: Path, screenshot_dir: Path) -> None:
     (tmp_path / "notebooks" / "panel.ipynb").write_text(json.dumps(NOTEBOOK))
-    device = widget_support.enroll_over_api(f"{lab_server.url}/2fa/api/")
+    device = enroll_over_api(f"{lab_server.url}/2fa/api/")
     try:
         _walk_through(page, lab_server.url, device, screenshot_dir)
     except BaseException:
@@ -51,7 +52,7 @@ def test_relink_from_the_panel_in_lab(page: Page, lab_server: LabServer, tmp_pat
         raise
 
 
-def _walk_through(page: Page, url: str, device: object, shots: Path) -> None:
+def _walk_through(page: Page, url: str, device: Device, shots: Path) -> None:
     pictures: list[str] = []
 
     def observe(route: Route) -> None:  # the phone "scans" what the browser receives
@@ -64,7 +65,7 @@ def _walk_through(page: Page, url: str, device: object, shots: Path) -> None:
 
     page.goto(f"{url}/lab/tree/panel.ipynb")
     page.fill("#password_input", PASSWORD)
-    page.fill("#otp_input", device.code())  # type: ignore[attr-defined]
+    page.fill("#otp_input", device.next_code())
     page.click("#login_submit")
     cell = page.locator(".jp-Notebook .jp-Cell").first
     expect(cell).to_be_visible(timeout=LAB_LOAD_MS)
@@ -80,7 +81,7 @@ def _walk_through(page: Page, url: str, device: object, shots: Path) -> None:
 
     panel.get_by_role("button", name="Re-link a device").click()
     panel.locator("input[type=password]").fill(PASSWORD)
-    panel.get_by_placeholder("code from the app, or a recovery code").fill(device.code())  # type: ignore[attr-defined]
+    panel.get_by_placeholder("code from the app, or a recovery code").fill(device.next_code())
     panel.get_by_role("button", name="Continue").click()
     picture = panel.get_by_role("img", name=re.compile("QR code"))
     expect(picture).to_be_visible(timeout=KERNEL_MS)
@@ -88,8 +89,8 @@ def _walk_through(page: Page, url: str, device: object, shots: Path) -> None:
     assert len(pictures) == 1, "the browser fetched the picture once"
     panel.screenshot(path=shots / "panel-qr.png")
 
-    new_device = widget_support.Device(widget_support.manual_key(pictures[0]))
-    panel.get_by_placeholder("6-digit code from the app").fill(new_device.code())
+    new_device = Device(manual_key(pictures[0]))
+    panel.get_by_placeholder("6-digit code from the app").fill(new_device.next_code())
     panel.get_by_role("button", name="Confirm").click()
     codes = panel.locator("ol li code")
     expect(codes).to_have_count(10, timeout=KERNEL_MS)

@@ -20,9 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import PASSWORD, Client, LabServer, log_in, panel_codes, running_lab, write_extension_settings
 from playwright.sync_api import Page, expect
-from wheel_support import WheelInstall
+
+from helpers.browser import PASSWORD, Client, LabServer, log_in, panel_codes, running_lab, write_extension_settings
+from helpers.wheel import WheelInstall
 
 pytestmark = pytest.mark.slow
 

@@ -1,9 +1,10 @@
-"""Fixtures of the CLI tests; the helpers themselves are in cli_support.py."""
+"""Fixtures of the CLI tests; the helpers themselves are in helpers/cli.py."""
 
 from __future__ import annotations
 
 import pytest
-from cli_support import CLI
+
+from helpers.cli import CLI
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import pyotp
-from cli_support import CLI, core, enroll_in_process, fresh_totp, recovery_codes, wrong_code
 
 from jupyter_2fa.core import Outcome
+
+from helpers.cli import CLI, core, enroll_in_process, fresh_totp, recovery_codes, wrong_code
 
 
 def test_status_of_an_unknown_user_says_not_linked(cli: CLI) -> None:

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from cli_support import (
+
+from jupyter_2fa.core import Outcome
+
+from helpers.cli import (
     CLI,
     MANUAL_KEY_HEADING,
     PROMPT,
@@ -22,8 +25,6 @@ from cli_support import (
     recovery_codes,
     wrong_code,
 )
-
-from jupyter_2fa.core import Outcome
 
 QR_BLOCKS = ("▀", "▄", "█")
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cli_support import CLI, core, data_dir
 
 from jupyter_2fa.cli import TwoFactorApp
+
+from helpers.cli import CLI, core, data_dir
 
 Prepare = Callable[[Path], dict[str, str]]  # gets tmp_path, returns environment overrides
 

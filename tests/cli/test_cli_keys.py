@@ -7,10 +7,11 @@ import sqlite3
 import stat
 
 import pytest
-from cli_support import CLI, core, data_dir, fresh_totp
 from cryptography.fernet import Fernet
 
 from jupyter_2fa.core import Keyring, Outcome, WrongKey
+
+from helpers.cli import CLI, core, data_dir, fresh_totp
 
 
 def test_rotate_key_replaces_the_key_file(cli: CLI) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from cli_support import CLI, data_dir
 from sqlalchemy.engine import make_url
+
+from helpers.cli import CLI, data_dir
 
 
 def test_db_url_option_selects_the_store(cli: CLI, store_url: str) -> None:

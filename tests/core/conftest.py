@@ -1,4 +1,5 @@
-"""Fixtures for the core tests, on top of tests/conftest.py's ``store_url`` (SQLite and PostgreSQL)."""
+"""Fixtures of the tests of jupyter_2fa.core (pure logic, a real store on SQLite and PostgreSQL, real races), on top
+of tests/conftest.py's ``store_url``; their helpers are in helpers/core.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from jupyter_2fa.core import Keyring, Settings, Store
 
-from ._support import FAST_SETTINGS, Harness, HarnessFactory, new_keyring
+from helpers.core import FAST_SETTINGS, Harness, HarnessFactory, new_keyring
 
 
 @pytest.fixture

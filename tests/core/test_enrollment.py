@@ -29,7 +29,7 @@ from jupyter_2fa.core import (
     Verifier,
 )
 
-from ._support import (
+from helpers.core import (
     FAST_SETTINGS,
     PERIOD,
     RECOVERY_CODE_FORMAT,

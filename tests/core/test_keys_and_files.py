@@ -19,7 +19,7 @@ from jupyter_2fa.core.files import (
 )
 from jupyter_2fa.core.keys import BadKeyMaterial, new_key, parse_keys, write_key_file
 
-from ._support import mode, umask
+from helpers.core import mode, umask
 
 # -- parsing ---------------------------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from jupyter_2fa.core.oneshot import DEFAULT_TTL_SECONDS, OneShotImages
 from jupyter_2fa.core.qr import qr_card_svg, qr_svg
 from jupyter_2fa.core.totp import provisioning_uri
 
-from ._support import T0, USER
+from helpers.core import T0, USER
 
 TTL = 60.0
 PICTURE = b"<svg>the secret JBSWY3DPEHPK3PXP</svg>"

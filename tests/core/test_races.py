@@ -18,7 +18,7 @@ import pytest
 
 from jupyter_2fa.core import Keyring, Outcome, Store, Verifier, recovery
 
-from ._support import FAST_SETTINGS, PERIOD, T0, USER, Harness, HarnessFactory, hotp, step_of
+from helpers.core import FAST_SETTINGS, PERIOD, T0, USER, Harness, HarnessFactory, hotp, step_of
 
 pytestmark = pytest.mark.slow
 

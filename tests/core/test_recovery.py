@@ -6,7 +6,7 @@ import pytest
 
 from jupyter_2fa.core import InvalidCode, recovery
 
-from ._support import RECOVERY_CODE_FORMAT
+from helpers.core import RECOVERY_CODE_FORMAT
 
 
 def test_new_codes_format_and_uniqueness() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import sqlite3
 import threading
 import warnings
@@ -25,7 +24,7 @@ from jupyter_2fa.core import (
 from jupyter_2fa.core.files import UnsafeFile
 from jupyter_2fa.core.store import SCHEMA_VERSION
 
-from ._support import (
+from helpers.core import (
     FAST_SETTINGS,
     PERIOD,
     T0,
@@ -42,6 +41,7 @@ from ._support import (
     sqlite_path,
     umask,
 )
+from helpers.ports import free_port
 
 
 def open_fails(url: str, keyring: Keyring, error: type[Exception], *, leak_check: bool = False) -> str:
@@ -65,12 +65,6 @@ def open_fails(url: str, keyring: Keyring, error: type[Exception], *, leak_check
     if leak_check:
         assert not leaks, f"a Store that failed to open left its database connection open: {leaks}"
     return message
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- private files ---------------------------------------------------------------------------------------------------
@@ -270,7 +264,7 @@ def _folder_is_a_file(tmp_path: Path) -> str:
 
 
 def _closed_postgres_port(tmp_path: Path) -> str:
-    return f"postgresql+psycopg://jupyter:hunter2@127.0.0.1:{closed_port()}/jupyter_2fa"
+    return f"postgresql+psycopg://jupyter:hunter2@127.0.0.1:{free_port()}/jupyter_2fa"  # nobody listens there
 
 
 def _unknown_dialect(tmp_path: Path) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from jupyter_2fa.core import Action, CodeRejected, Outcome, Settings, ThrottlePolicy, Verdict
 
-from ._support import PERIOD, T0, USER, App, Enrolled, Harness, HarnessFactory, wrong_code
+from helpers.core import PERIOD, T0, USER, App, Enrolled, Harness, HarnessFactory, wrong_code
 
 # -- the policy ------------------------------------------------------------------------------------------------------
 

@@ -8,8 +8,19 @@ import pytest
 
 from jupyter_2fa.core import Outcome, Settings, TOTPParameters, Verdict
 
-from ._support import FAST_SETTINGS, PERIOD, T0, USER, Harness, HarnessFactory, hotp, step_of, wrong_code
-from .test_totp import BAD_CODE_IDS, BAD_CODES
+from helpers.core import (
+    BAD_CODE_IDS,
+    BAD_CODES,
+    FAST_SETTINGS,
+    PERIOD,
+    T0,
+    USER,
+    Harness,
+    HarnessFactory,
+    hotp,
+    step_of,
+    wrong_code,
+)
 
 LATER = T0 + 10 * PERIOD  # well after the confirmation step, so every code around it is still unused
 

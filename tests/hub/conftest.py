@@ -1,15 +1,15 @@
-"""Fixtures of the JupyterHub tests: real hubs behind configurable-http-proxy, and a real Unix account for PAM.
+"""Fixtures of the JupyterHub tests: a real Unix account for PAM and a real OpenLDAP server; the hubs themselves
+come from ``hub_factory`` (tests/conftest.py, shared with tests/browser) or ``helpers.hub.module_hub``.
 
-- ``hub_factory`` (per test): ``hub_factory(config_py, env=None) -> hub_support.Hub`` starts a hub with the base
-  settings of ``hub_support.base_config`` followed by ``config_py``; every hub is stopped after the test, with
-  its proxy and single-user servers (a process left behind fails the test).
 - ``unix_user`` (per session, root only): ``(name, password)`` of a Unix account created with ``useradd`` and
   ``chpasswd``, checked against PAM's ``login`` service (the one JupyterHub's PAMAuthenticator uses), and
   removed with ``userdel --remove`` at the end.
+- ``ldap_server`` (per session): our own ``slapd`` on 127.0.0.1 with the users of ``helpers.ldap.LDAP_USERS``
+  (see helpers/ldap.py).
 
 configurable-http-proxy comes from ``npm ci`` (``scripts/_venv.sh``; ``.ci/run`` installs Debian's nodejs and
-npm when missing). Without it, or without root for ``unix_user``, tests are skipped on a developer machine and
-fail under ``CI=true``.
+npm when missing), slapd from the Debian package ``slapd``. Without them, or without root for ``unix_user``,
+tests are skipped on a developer machine and fail under ``CI=true``.
 """
 
 from __future__ import annotations
@@ -19,13 +19,16 @@ import pwd
 import secrets
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import pamela
 import pytest
-from ci_support import skip_or_fail
-from hub_support import HubFactory, hub_factory_for, hub_tools_missing
+
+from helpers.ci import skip_or_fail
+from helpers.ldap import LdapServer, missing_tools, running_slapd
 
 UNIX_USER_PREFIX = "jupyter2fa-pam-"
 PAM_SERVICE = "login"  # JupyterHub's PAMAuthenticator.service default
@@ -34,16 +37,6 @@ _SBIN_PATH = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/sbin", "
 
 def _skip_or_fail(reason: str) -> NoReturn:
     skip_or_fail(reason, "the JupyterHub tests")
-
-
-@pytest.fixture
-def hub_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubFactory]:
-    """``hub_factory(config_py, env=None)`` starts a real JupyterHub (see ``hub_support.HubFactory.start``)."""
-    missing = hub_tools_missing()
-    if missing:
-        _skip_or_fail(missing)
-    with hub_factory_for(lambda: tmp_path_factory.mktemp("hub")) as factory:
-        yield factory
 
 
 def _tool(name: str) -> str:
@@ -84,3 +77,19 @@ def unix_user(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
             pass
         else:
             pytest.fail(f"userdel --remove {name} left the account ({result.returncode}): {result.stderr}")
+
+
+@pytest.fixture(scope="session")
+def ldap_server(request: pytest.FixtureRequest) -> Iterator[LdapServer]:
+    """Our slapd on 127.0.0.1 for the whole session, with the users of ``LDAP_USERS`` (see helpers/ldap.py)."""
+    missing = missing_tools()
+    if missing:
+        skip_or_fail(missing, "the LDAP tests")
+    directory = Path(tempfile.mkdtemp(prefix="jupyter-2fa-ldap-"))
+    try:
+        with running_slapd(directory) as server:
+            for uid, password in server.passwords.items():
+                assert server.can_bind(server.user_dn(uid), password), f"slapd refuses {uid}'s password"
+            yield server
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -9,7 +9,8 @@ from typing import Any
 import pyotp
 import pytest
 import requests
-from hub_support import Hub, HubBrowser, HubFactory
+
+from helpers.hub import Hub, HubBrowser, HubFactory
 
 PASSWORD = "a shared password for the hub tests"
 CONFIG = f"""

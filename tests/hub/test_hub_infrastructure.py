@@ -10,7 +10,8 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from hub_support import Hub, HubFactory, login_error
+
+from helpers.hub import Hub, HubFactory, login_error
 
 DUMMY_HUB = """
 c.JupyterHub.authenticator_class = "dummy"

@@ -16,17 +16,9 @@ from typing import Any
 import pyotp
 import pytest
 import requests
-from hub_support import (
-    Device,
-    Hub,
-    HubBrowser,
-    manual_key,
-    module_hub,
-    new_user_token,
-    page_message,
-    recovery_codes,
-    user_api,
-)
+
+from helpers.hub import Hub, HubBrowser, manual_key, module_hub, new_user_token, page_message, recovery_codes, user_api
+from helpers.totp import Device
 
 PASSWORD = "the panel's shared password"
 LOGIN_COOKIE = "jupyterhub-hub-login"

@@ -9,9 +9,10 @@ from typing import Any
 import pyotp
 import pytest
 import yaml
-from hub_support import Hub, HubFactory, new_user_token, user_api
 
 from jupyter_2fa.server.paths import OPENAPI
+
+from helpers.hub import Hub, HubFactory, new_user_token, user_api
 
 PASSWORD = "a shared password for the hub tests"
 CONFIG = f"""

@@ -8,14 +8,9 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from hub_support import (
-    Hub,
-    enrolled_device,
-    login_error,
-    module_hub,
-    totp_step,
-    twofa_api,
-)
+
+from helpers.hub import Hub, enrolled_device, login_error, module_hub, twofa_api
+from helpers.totp import totp_step
 
 PASSWORD = "correct horse battery staple"
 HELP_TEXT = "Write to hpc-help@example.org with your username."

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from hub_support import (
-    Device,
+
+from helpers.hub import (
     Hub,
     enroll_on_page,
     login_error,
@@ -16,6 +16,7 @@ from hub_support import (
     recovery_codes,
     twofa_api,
 )
+from helpers.totp import Device
 
 PASSWORD = "correct horse battery staple"
 ENROLL = "/hub/2fa/enroll"

@@ -8,8 +8,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from hub_support import (
-    Device,
+
+from jupyter_2fa.core import Enrollment, Keyring, Settings, Store, Verifier
+
+from helpers.hub import (
     Hub,
     HubFactory,
     enroll_on_page,
@@ -20,8 +22,7 @@ from hub_support import (
     page_message,
     twofa_api,
 )
-
-from jupyter_2fa.core import Enrollment, Keyring, Settings, Store, Verifier
+from helpers.totp import Device
 
 TOTP = 'c.JupyterHub.authenticator_class = "jupyter_2fa.hub.TOTPAuthenticator"\n'
 SHARED_PASSWORD = "correct horse battery staple"

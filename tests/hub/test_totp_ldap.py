@@ -1,5 +1,5 @@
 """TOTPAuthenticator over LDAPAuthenticator (``inner_authenticator_class = "ldap"``) against a real OpenLDAP
-server (``ldap_support.ldap_server``: our own slapd on loopback), and the hub's jupyter_events bus carrying the
+server (the fixture ``ldap_server``: our own slapd on loopback), and the hub's jupyter_events bus carrying the
 2FA decisions."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hub_support import Hub, enroll_on_page, enrolled_device, login_error, module_hub, page_message, twofa_log_lines
-from ldap_support import PEOPLE_DN, LdapServer, ldap_server  # noqa: F401  (ldap_server: the fixture)
+
+from helpers.hub import Hub, enroll_on_page, enrolled_device, login_error, module_hub, page_message, twofa_log_lines
+from helpers.ldap import PEOPLE_DN, LdapServer
 
 DECISION_SCHEMA = "https://events.jupyter.org/jupyter_2fa/decision/v1"
 EVENTS_FILE = "events.jsonl"  # in the hub's working directory
@@ -34,12 +35,12 @@ c.EventLogger.handlers = [FileHandler({EVENTS_FILE!r})]
 
 
 @pytest.fixture(scope="module")
-def ldap_hub(tmp_path_factory: pytest.TempPathFactory, ldap_server: LdapServer) -> Iterator[Hub]:  # noqa: F811
+def ldap_hub(tmp_path_factory: pytest.TempPathFactory, ldap_server: LdapServer) -> Iterator[Hub]:
     with module_hub(tmp_path_factory, ldap_hub_config(ldap_server)) as started:
         yield started
 
 
-def test_ldap_password_and_code_log_in_and_neither_alone_does(ldap_hub: Hub, ldap_server: LdapServer) -> None:  # noqa: F811
+def test_ldap_password_and_code_log_in_and_neither_alone_does(ldap_hub: Hub, ldap_server: LdapServer) -> None:
     name = "ldapuser"
     password = ldap_server.passwords[name]
 
@@ -93,7 +94,7 @@ def _strings(value: Any) -> Iterator[str]:
         yield value
 
 
-def test_the_hub_emits_2fa_decisions_on_its_event_bus(ldap_hub: Hub, ldap_server: LdapServer) -> None:  # noqa: F811
+def test_the_hub_emits_2fa_decisions_on_its_event_bus(ldap_hub: Hub, ldap_server: LdapServer) -> None:
     name = "ldapauditor"
     password = ldap_server.passwords[name]
     device = enrolled_device(ldap_hub.new_browser(), name, password)

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from hub_support import Hub, HubFactory, enroll_on_page, enrolled_device, login_error, module_hub, twofa_log_lines
+
+from helpers.hub import Hub, HubFactory, enroll_on_page, enrolled_device, login_error, module_hub, twofa_log_lines
 
 PASSWORD = "correct horse battery staple"
 HELP_TEXT = "Write to hpc-help@example.org with your username and project code."

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from hub_support import Hub, HubFactory, enrolled_device, login_error, module_hub, twofa_log_lines
+
+from helpers.hub import Hub, HubFactory, enrolled_device, login_error, module_hub, twofa_log_lines
 
 PASSWORD = "correct horse battery staple"
 

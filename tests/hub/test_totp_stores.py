@@ -7,7 +7,8 @@ import secrets
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from hub_support import HubFactory, enroll_on_page, enrolled_device, login_error, stop_hub, twofa_log_lines
+
+from helpers.hub import HubFactory, enroll_on_page, enrolled_device, login_error, stop_hub, twofa_log_lines
 
 PASSWORD = "correct horse battery staple"
 

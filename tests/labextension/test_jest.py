@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ci_support import skip_or_fail
+from helpers.ci import skip_or_fail
 
 LABEXTENSION = Path(__file__).resolve().parents[2] / "labextension"
 JLPM = Path(sys.prefix) / "bin" / "jlpm"

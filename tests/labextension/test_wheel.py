@@ -11,8 +11,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from ci_support import skip_or_fail
-from wheel_support import EXTENSION_SHARE, WheelInstall
+
+from helpers.ci import skip_or_fail
+from helpers.wheel import EXTENSION_SHARE, WheelInstall
 
 pytestmark = pytest.mark.slow
 

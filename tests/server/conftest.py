@@ -5,11 +5,11 @@ Fixture names are shared with other test modules under tests/server/; keep them 
 - ``gate_config``: extra traitlets config merged into ``jp_server_config`` (default ``{}``); override it with
   ``@pytest.mark.parametrize("gate_config", [...], indirect=True)`` or a local fixture of that name.
 - ``jp_server_config``: the gate on (TOTPIdentityProvider, a password, the jupyter_2fa extension), and a
-  server API token ``gate_support.SERVER_TOKEN`` that must not open anything.
+  server API token ``helpers.gate.SERVER_TOKEN`` that must not open anything.
 - ``jp_auth_header``: ``{}``, so the server's token does not log requests in.
 - ``gate``: the running TOTPIdentityProvider.
-- ``new_browser`` / ``browser``: independent cookie-keeping clients (``gate_support.Browser``).
-- ``enrolled``: the gate's user with a device linked through the core (``gate_support.EnrolledAccount``).
+- ``new_browser`` / ``browser``: independent cookie-keeping clients (``helpers.gate.Browser``).
+- ``enrolled``: the gate's user with a device linked through the core (``helpers.gate.EnrolledAccount``).
 - ``audit_events``: a list receiving every AuditEvent the gate writes from then on.
 """
 
@@ -21,18 +21,21 @@ from typing import Any
 
 import pyotp
 import pytest
-from gate_support import PASSWORD, SERVER_TOKEN, Browser, EnrolledAccount, Fetch, merge_config
 from jupyter_server.auth import passwd
 from jupyter_server.serverapp import ServerApp
 
-# pytest-jupyter's fixtures and hooks (jp_serverapp, jp_fetch, jp_ws_fetch, ...). They are imported rather than
-# named in ``pytest_plugins``, which pytest refuses in a conftest below the rootdir's when the whole suite runs
-# (https://docs.pytest.org/en/stable/deprecations.html#pytest-plugins-in-non-top-level-conftest-files).
+# pytest-jupyter's fixtures and hooks (jp_serverapp, jp_fetch, jp_ws_fetch, ...), for the tests of this folder
+# only. Imported rather than named in ``pytest_plugins``: pytest refuses that in a conftest below the top one
+# (https://docs.pytest.org/en/stable/deprecations.html#pytest-plugins-in-non-top-level-conftest-files), and in
+# tests/conftest.py it would apply to the whole suite, with its autouse fixtures (an event loop and a ServerApp
+# clean-up) and its test-call hook around every test of every folder.
 from pytest_jupyter.jupyter_server import *  # noqa: F403
 from traitlets.config import Config
 
 from jupyter_2fa.core.audit import AuditEvent, fan_out
 from jupyter_2fa.server import TOTPIdentityProvider
+
+from helpers.gate import PASSWORD, SERVER_TOKEN, Browser, EnrolledAccount, Fetch, merge_config
 
 IDENTITY_PROVIDER = "jupyter_2fa.server.TOTPIdentityProvider"
 

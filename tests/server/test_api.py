@@ -13,7 +13,11 @@ from typing import Any
 
 import pyotp
 import pytest
-from gate_support import (
+from tornado.httpclient import HTTPResponse
+
+from jupyter_2fa.server import TOTPIdentityProvider
+
+from helpers.gate import (
     API,
     CONFIRM,
     ENROLLMENT,
@@ -30,9 +34,6 @@ from gate_support import (
     totp_for,
     wrong_code,
 )
-from tornado.httpclient import HTTPResponse
-
-from jupyter_2fa.server import TOTPIdentityProvider
 
 CONTENTS = "api/contents"
 

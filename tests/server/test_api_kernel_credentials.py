@@ -20,7 +20,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from gate_support import (
+from tornado.httpclient import AsyncHTTPClient, HTTPResponse
+
+from jupyter_2fa.core.audit import Action, AuditEvent
+from jupyter_2fa.endpoints import API_URL_ENV, STATUS_TOKEN_ENV, STATUS_TOKEN_HEADER
+from jupyter_2fa.messages import INVALID
+from jupyter_2fa.server import TOTPIdentityProvider
+
+from helpers.gate import (
     API,
     CONFIRM,
     ENROLLMENT,
@@ -37,12 +44,6 @@ from gate_support import (
     json_body,
     totp_for,
 )
-from tornado.httpclient import AsyncHTTPClient, HTTPResponse
-
-from jupyter_2fa.core.audit import Action, AuditEvent
-from jupyter_2fa.endpoints import API_URL_ENV, STATUS_TOKEN_ENV, STATUS_TOKEN_HEADER
-from jupyter_2fa.messages import INVALID
-from jupyter_2fa.server import TOTPIdentityProvider
 
 QR = "2fa/qr/"
 

@@ -1,6 +1,6 @@
 """The no-JavaScript enrollment page ``2fa/enroll``: password -> QR code and key (once) -> code -> recovery codes.
 
-Everything is driven through HTTP with a cookie-keeping browser (``gate_support.Browser``); the state is read back
+Everything is driven through HTTP with a cookie-keeping browser (``helpers.gate.Browser``); the state is read back
 from the store. Nothing inside jupyter_2fa is patched.
 """
 
@@ -15,7 +15,12 @@ from urllib.parse import urlparse
 
 import pyotp
 import pytest
-from gate_support import (
+from tornado.httpclient import HTTPResponse
+
+from jupyter_2fa.core.audit import AuditEvent
+from jupyter_2fa.server import TOTPIdentityProvider
+
+from helpers.gate import (
     PASSWORD,
     WRONG_PASSWORD,
     Browser,
@@ -25,10 +30,6 @@ from gate_support import (
     without_xsrf,
     wrong_code,
 )
-from tornado.httpclient import HTTPResponse
-
-from jupyter_2fa.core.audit import AuditEvent
-from jupyter_2fa.server import TOTPIdentityProvider
 
 ENROLL = "2fa/enroll"
 CONTENTS = "api/contents"

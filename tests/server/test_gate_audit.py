@@ -13,10 +13,11 @@ from typing import Any
 
 import pyotp
 import pytest
-from gate_support import PASSWORD, WRONG_PASSWORD, Browser, body_text, login_message
 
 from jupyter_2fa.core.audit import AuditEvent
 from jupyter_2fa.server import TOTPIdentityProvider
+
+from helpers.gate import PASSWORD, WRONG_PASSWORD, Browser, body_text, login_message
 
 MANUAL_KEY = re.compile(r'id="manual_key">\s*([^<]*?)\s*</p>')
 RECOVERY_LIST = re.compile(r'id="recovery_codes">(.*?)</ul>', re.DOTALL)

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_support import PASSWORD, Browser, EnrolledAccount, login_message, merge_config
 from jupyter_server.serverapp import ServerApp
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError
 
 from jupyter_2fa.server import TOTPIdentityProvider
+
+from helpers.gate import PASSWORD, Browser, EnrolledAccount, login_message, merge_config
 
 WITH_JUPYTERLAB = {"ServerApp": {"jpserver_extensions": {"jupyterlab": True}}}
 

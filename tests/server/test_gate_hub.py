@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from gate_support import Browser, example_path
 from jupyter_server.auth import passwd
 from traitlets.config import Config
 
 from jupyter_2fa.server.handlers import handlers
+
+from helpers.gate import Browser, example_path
 
 
 @dataclass(frozen=True)

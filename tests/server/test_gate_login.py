@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
-from gate_support import (
+
+from jupyter_2fa.core.audit import Action, AuditEvent
+
+from helpers.gate import (
     PASSWORD,
     SERVER_TOKEN,
     WRONG_PASSWORD,
@@ -19,8 +22,6 @@ from gate_support import (
     parse_form,
     without_xsrf,
 )
-
-from jupyter_2fa.core.audit import Action, AuditEvent
 
 # Enough free attempts that a handful of deliberate failures is answered 401, not 429.
 RELAXED_THROTTLE = {"TwoFactorConfig": {"backoff_free_attempts": 20, "lockout_threshold": 50}}

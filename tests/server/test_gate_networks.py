@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from gate_support import PASSWORD, WRONG_PASSWORD, Browser, EnrolledAccount, login_message
 
 from jupyter_2fa.core.audit import Action, AuditEvent
+
+from helpers.gate import PASSWORD, WRONG_PASSWORD, Browser, EnrolledAccount, login_message
 
 LOOPBACK_TRUSTED = {"TwoFactorConfig": {"trusted_networks": ["127.0.0.0/8"]}}
 TEN_TRUSTED_NO_PROXY = {"TwoFactorConfig": {"trusted_networks": ["10.0.0.0/8"]}}

@@ -9,10 +9,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from gate_support import PASSWORD, WRONG_PASSWORD, Browser, EnrolledAccount, body_text, login_message
 
 from jupyter_2fa.core.audit import Action, AuditEvent
 from jupyter_2fa.server import TOTPIdentityProvider
+
+from helpers.gate import PASSWORD, WRONG_PASSWORD, Browser, EnrolledAccount, body_text, login_message
 
 
 def _policy(name: str, **extra: Any) -> dict[str, Any]:

@@ -6,7 +6,8 @@ import re
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from gate_support import PASSWORD, Browser, EnrolledAccount, login_message
+
+from helpers.gate import PASSWORD, Browser, EnrolledAccount, login_message
 
 # jupyter_server's own list (tests/auth/test_login.py::test_next_bad): each must land exactly on base_url.
 JUPYTER_SERVER_BAD_NEXT = {

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from gate_support import Browser, example_path, json_body
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.serverapp import ServerApp
 from tornado import web
@@ -14,6 +13,8 @@ from tornado.routing import PathMatches, Router
 
 from jupyter_2fa.server import TOTPIdentityProvider
 from jupyter_2fa.server.handlers import handlers
+
+from helpers.gate import Browser, example_path, json_body
 
 # The only verbs served to a visitor without a session: logging in, enrolling (the password is checked there),
 # and the logout page (which ends whatever session the request carries).

@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 import pyotp
 import pytest
-from gate_support import PASSWORD, Browser, EnrolledAccount, json_body, login_message
 
 from jupyter_2fa.server import TOTPIdentityProvider
+
+from helpers.gate import PASSWORD, Browser, EnrolledAccount, json_body, login_message
 
 
 async def _logged_in(browser: Browser, code: str) -> Browser:

@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable
 
 import pytest
-from gate_support import PASSWORD, WRONG_PASSWORD, Browser, EnrolledAccount, body_text, login_message, without_xsrf
 
 from jupyter_2fa.server import TOTPIdentityProvider
+
+from helpers.gate import PASSWORD, WRONG_PASSWORD, Browser, EnrolledAccount, body_text, login_message, without_xsrf
 
 HELP_TEXT = "Write to hpc-help@example.org with your username and project code."
 LOCK_AFTER_THREE = {

@@ -10,10 +10,11 @@ from typing import Any
 
 import pyotp
 import pytest
-from gate_support import PASSWORD, Browser, EnrolledAccount, json_body, login_message
 from tornado.httpclient import HTTPResponse
 
 from jupyter_2fa.server import TOTPIdentityProvider
+
+from helpers.gate import PASSWORD, Browser, EnrolledAccount, json_body, login_message
 
 # The XSRF token is missing, or it does not match the _xsrf cookie (a forged cross-site request).
 XSRF_VARIANTS = {"missing": None, "mismatched": "2|deadbeef|0123456789abcdef0123456789abcdef|1700000000"}

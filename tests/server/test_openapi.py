@@ -20,13 +20,14 @@ from typing import Any
 import pyotp
 import pytest
 import yaml
-from gate_support import PASSWORD, WRONG_PASSWORD, Browser, json_body
 from tornado import web
 from tornado.httpclient import HTTPResponse
 
 from jupyter_2fa.server.handlers import TwoFactorAPIHandler, handlers
 from jupyter_2fa.server.paths import OPENAPI
 from jupyter_2fa.web import api, handler, models
+
+from helpers.gate import PASSWORD, WRONG_PASSWORD, Browser, json_body
 
 VERBS = ("get", "post", "put", "patch", "delete")
 API_PREFIX = "/2fa/api/"

@@ -1,4 +1,4 @@
-"""Fixtures of the notebook-panel tests: a real gated `jupyter server` per test (see widget_support)."""
+"""Fixtures of the notebook-panel tests: a real gated `jupyter server` per test (see helpers/widgets.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from widget_support import GateServer, running_gate
+
+from helpers.widgets import GateServer, running_gate
 
 
 @pytest.fixture

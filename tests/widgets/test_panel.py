@@ -1,6 +1,6 @@
 """The panel driven in-process with ``button.click()`` against a real gated `jupyter server`, through every path.
 
-Each test gets its own server (widget_support.running_gate). The test plays the user at the keyboard (setting
+Each test gets its own server (helpers.widgets.running_gate). The test plays the user at the keyboard (setting
 fields, clicking) and, where the panel shows the QR picture, the browser that fetches it with its session.
 """
 
@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from jupyter_process import free_port
-from widget_support import PASSWORD, Device, GateServer, WebUser, enroll_over_api, manual_key
 
 from jupyter_2fa.endpoints import API_URL_ENV, STATUS_TOKEN_ENV, STATUS_TOKEN_HEADER
 from jupyter_2fa.widgets import ClientError, Endpoint, EnrollmentPanel, TwoFactorClient
+
+from helpers.ports import free_port
+from helpers.totp import Device
+from helpers.widgets import PASSWORD, GateServer, WebUser, enroll_over_api, manual_key
 
 OPTIONAL = 'c.TwoFactorConfig.enrollment_policy = "optional"\n'
 
@@ -79,7 +81,7 @@ def test_link_a_first_device(gate_server: GateServer) -> None:
     assert "Scan a barcode" in str(panel.instructions.value)
     device = scan(panel, browser)
 
-    panel.code.value = device.code()
+    panel.code.value = device.next_code()
     panel.confirm_button.click()
 
     assert panel.step == "codes", message(panel)
@@ -91,7 +93,7 @@ def test_link_a_first_device(gate_server: GateServer) -> None:
     assert panel.recovery_codes.value == ""
     assert panel.status["enrolled"] is True and panel.status["recovery_codes_left"] == 10
     assert panel.relink_button in panel.menu_buttons.children
-    assert WebUser(gate_server.url).login(device.code()).status_code == 302
+    assert WebUser(gate_server.url).login(device.next_code()).status_code == 302
 
 
 @pytest.mark.parametrize("gate_server", [AS_ROLLOUT], indirect=True)
@@ -125,12 +127,12 @@ def test_wrong_code_keeps_the_picture_for_another_try(gate_server: GateServer) -
     device = scan(panel, browser)
     shown = panel.qr.value
 
-    panel.code.value = "000000" if device.code() != "000000" else "111111"
+    panel.code.value = "000000" if device.next_code() != "000000" else "111111"
     panel.confirm_button.click()
     assert panel.step == "scan" and panel.qr.value == shown
     assert "code" in message(panel).lower() and panel.code.value == ""
 
-    panel.code.value = device.code()
+    panel.code.value = device.next_code()
     panel.confirm_button.click()
     assert panel.step == "codes", message(panel)
 
@@ -145,7 +147,7 @@ def test_an_expired_pending_enrollment_is_forgotten(gate_server: GateServer) -> 
     device = scan(panel, browser)
     time.sleep(31)  # the shortest lifetime an administrator may set is 30 s
 
-    panel.code.value = device.code()
+    panel.code.value = device.next_code()
     panel.confirm_button.click()
 
     assert panel.step == "menu"
@@ -203,20 +205,20 @@ def test_lockout_says_so_whatever_is_typed(gate_server: GateServer) -> None:
 def test_relink_replaces_the_device(gate_server: GateServer) -> None:
     old_device = enroll_over_api(gate_server.api_url)
     browser = WebUser(gate_server.url)
-    assert browser.login(old_device.code()).status_code == 302
+    assert browser.login(old_device.next_code()).status_code == 302
     panel = EnrollmentPanel(client=gate_server.panel_client())
     assert panel.step == "menu" and panel.status["enrolled"] is True
 
-    start_linking(panel, panel.relink_button, otp=old_device.code())
+    start_linking(panel, panel.relink_button, otp=old_device.next_code())
     assert panel.otp.value == ""
     new_device = scan(panel, browser)
-    panel.code.value = new_device.code()
+    panel.code.value = new_device.next_code()
     panel.confirm_button.click()
 
     assert panel.step == "codes", message(panel)
     assert not browser.logged_in(), "re-linking ends the sessions granted before it"
-    assert WebUser(gate_server.url).login(old_device.code()).status_code != 302
-    assert WebUser(gate_server.url).login(new_device.code()).status_code == 302
+    assert WebUser(gate_server.url).login(old_device.next_code()).status_code != 302
+    assert WebUser(gate_server.url).login(new_device.next_code()).status_code == 302
 
 
 def test_relink_needs_the_current_code(gate_server: GateServer) -> None:
@@ -238,7 +240,7 @@ def test_new_recovery_codes(gate_server: GateServer) -> None:
     device = enroll_over_api(gate_server.api_url)
     panel = EnrollmentPanel(client=gate_server.panel_client())
 
-    start_linking(panel, panel.recovery_button, otp=device.code())
+    start_linking(panel, panel.recovery_button, otp=device.next_code())
 
     assert panel.step == "codes", message(panel)
     assert "old ones no longer work" in message(panel)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from support_modules import load_support
-from widget_support import PASSWORD, Device, WebUser, manual_key, running_notebook
 
-hub_support = load_support("hub", "hub_support")
+from helpers.hub import Hub, module_hub
+from helpers.totp import Device
+from helpers.widgets import PASSWORD, WebUser, manual_key, running_notebook
+
 pytestmark = pytest.mark.slow
 
 USER = "ada"
@@ -35,8 +35,8 @@ def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path) -> Iterator[Any]:
-    with hub_support.module_hub(tmp_path_factory, CONFIG, env={"JUPYTER_RUNTIME_DIR": str(runtime_dir)}) as hub:
+def hub(tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path) -> Iterator[Hub]:
+    with module_hub(tmp_path_factory, CONFIG, env={"JUPYTER_RUNTIME_DIR": str(runtime_dir)}) as hub:
         yield hub
 
 
@@ -44,7 +44,7 @@ def assert_no_secret(saved: str, secret: str) -> None:
     assert secret not in saved and "otpauth" not in saved
 
 
-def test_link_a_device_from_a_hub_notebook(hub: Any, runtime_dir: Path) -> None:
+def test_link_a_device_from_a_hub_notebook(hub: Hub, runtime_dir: Path) -> None:
     browser = hub.new_browser()
     assert browser.login(USER, PASSWORD).status_code == 302  # the password alone, under the optional policy
     hub.start_server(USER)
@@ -71,13 +71,13 @@ def test_link_a_device_from_a_hub_notebook(hub: Any, runtime_dir: Path) -> None:
         assert_no_secret(notebook.save(), secret)
 
         device = Device(secret)
-        notebook.run(f"panel.code.value = {device.code()!r}\npanel.confirm_button.click()")
+        notebook.run(f"panel.code.value = {device.next_code()!r}\npanel.confirm_button.click()")
         assert notebook.value("panel.step") == "codes", notebook.value("panel.message.value")
         assert notebook.value("panel.qr.value") == ""
 
         assert not browser.logged_in(), "linking a device ends the user's hub sessions"
         assert browser.login(USER, PASSWORD).status_code != 302, "the password alone no longer logs in"
-        assert browser.login(USER, PASSWORD, otp=device.code()).status_code == 302
+        assert browser.login(USER, PASSWORD, otp=device.next_code()).status_code == 302
         assert browser.open_server(USER, "lab").status_code == 200
         assert_no_secret(notebook.save(), secret)
         notebook.run("panel.stored_button.click()")

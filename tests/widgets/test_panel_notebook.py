@@ -9,7 +9,9 @@ file or its checkpoint.
 from __future__ import annotations
 
 import pytest
-from widget_support import PASSWORD, Device, GateServer, WebUser, manual_key, running_notebook
+
+from helpers.totp import Device
+from helpers.widgets import PASSWORD, GateServer, WebUser, manual_key, running_notebook
 
 pytestmark = pytest.mark.slow
 
@@ -52,13 +54,13 @@ def test_link_a_device_from_a_notebook(gate_server: GateServer) -> None:
         assert_no_secret(notebook.save(), secret)
 
         device = Device(secret)
-        notebook.run(f"panel.code.value = {device.code()!r}\npanel.confirm_button.click()")
+        notebook.run(f"panel.code.value = {device.next_code()!r}\npanel.confirm_button.click()")
         assert notebook.value("panel.step") == "codes", notebook.value("panel.message.value")
         codes = notebook.value("panel.recovery_codes.value")
         assert codes.count("<li>") == 10
         assert notebook.value("panel.qr.value") == ""
         assert not user.logged_in(), "linking a device ends the sessions granted before it, this one too"
-        assert user.login(device.code()).status_code == 302, "the new device's codes log in"
+        assert user.login(device.next_code()).status_code == 302, "the new device's codes log in"
         assert_no_secret(notebook.save(), secret)
 
         notebook.run("panel.stored_button.click()")
@@ -69,5 +71,5 @@ def test_link_a_device_from_a_notebook(gate_server: GateServer) -> None:
 
     assert WebUser(gate_server.url).login().status_code != 302, "the password alone no longer opens the server"
     fresh = WebUser(gate_server.url)
-    assert fresh.login(device.code()).status_code == 302
+    assert fresh.login(device.next_code()).status_code == 302
     assert fresh.logged_in()

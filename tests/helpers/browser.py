@@ -1,8 +1,5 @@
 """Helpers of the browser tests: Debian's Chromium settings, a real `jupyter lab` (or Notebook 7) behind the 2FA
-gate, and a second client that links a device over plain HTTP.
-
-Imported by the test and the fixtures in this folder (pytest puts the folder on ``sys.path``; a plain
-``import conftest`` could give another folder's conftest.py, so shared names live here).
+gate, and a second client that links a device over plain HTTP. The fixtures are in tests/browser/conftest.py.
 """
 
 from __future__ import annotations
@@ -12,17 +9,18 @@ import json
 import os
 import re
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import pyotp
 import requests
-from jupyter_process import free_port, log_tail, running, server_options
 from playwright.sync_api import Page, expect
-from wheel_support import WheelInstall
+
+from helpers.ports import free_port
+from helpers.processes import log_tail, running, server_options
+from helpers.totp import Device
+from helpers.wheel import WheelInstall
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = REPO_ROOT / "test-output" / "browser"  # gitignored
@@ -41,8 +39,6 @@ CHROMIUM_ARGS = [
 
 PASSWORD = "correct horse battery staple"
 HTTP_SECONDS = 20
-TOTP_PERIOD = 30
-STEP_EDGE_SECONDS = 2
 RECOVERY_CODE = re.compile(r"[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}")
 
 App = Literal["lab", "notebook"]
@@ -118,33 +114,6 @@ def running_lab(workdir: Path, installed: WheelInstall | None = None, app: App =
         yield server
 
 
-class Authenticator:
-    """The user's authenticator app: pyotp over the linked key, remembering the last time step it gave out.
-
-    The gate accepts each step once, and only within one step of its clock, so :meth:`next_code` gives the
-    earliest step that is unused and still acceptable. The first (the link's) is the previous step, which leaves
-    the current and the next one for a login and a change in the panel without waiting for the clock.
-    """
-
-    def __init__(self, key: str) -> None:
-        self.totp = pyotp.TOTP(key)
-        self.last_step: int | None = None
-
-    @staticmethod
-    def step_now() -> int:
-        return int(time.time()) // TOTP_PERIOD
-
-    def next_code(self) -> str:
-        left = TOTP_PERIOD - time.time() % TOTP_PERIOD
-        if left < STEP_EDGE_SECONDS:  # the previous step's code would leave the window on its way to the gate
-            time.sleep(left)
-        step = self.step_now() - 1 if self.last_step is None else max(self.last_step + 1, self.step_now() - 1)
-        while step > self.step_now() + 1:  # two steps ahead of the gate's clock: not accepted yet
-            time.sleep(0.5)
-        self.last_step = step
-        return str(self.totp.at(step * TOTP_PERIOD))
-
-
 class Client:
     """A second client (plain HTTP, its own cookies): the gate's forms with their XSRF field."""
 
@@ -159,12 +128,15 @@ class Client:
         response.raise_for_status()
         return response
 
-    def enroll(self) -> tuple[Authenticator, list[str]]:
-        """Link a first device (the enrollment page is test_lab_login's subject); returns it and the recovery codes."""
+    def enroll(self) -> tuple[Device, list[str]]:
+        """Link a first device (the enrollment page is test_lab_login's subject); returns it and the recovery codes.
+
+        Its first code, the link's, is of the previous time step, which leaves the current and the next one for a
+        login and a change in the panel without waiting for the clock."""
         page = self.post("/2fa/enroll", action="start", password=PASSWORD).text
         key = re.search(r'id="manual_key">([A-Z2-7 ]+)<', page)
         assert key, page
-        device = Authenticator(key.group(1).replace(" ", ""))
+        device = Device(key.group(1).replace(" ", ""), previous_step_first=True)
         done = self.post("/2fa/enroll", action="confirm", code=device.next_code()).text
         codes = re.findall(rf"<li>({RECOVERY_CODE.pattern})</li>", done)
         assert len(codes) == 10, done

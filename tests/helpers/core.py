@@ -32,6 +32,7 @@ from jupyter_2fa.core import (
     TOTPParameters,
     Verifier,
 )
+from jupyter_2fa.core.totp import MAX_INPUT_LENGTH
 
 PERIOD = 30
 DEFAULT_PARAMS = TOTPParameters()
@@ -43,6 +44,52 @@ USER = "ada"
 LENIENT_THROTTLE = ThrottlePolicy(lockout_threshold=100, free_attempts=100)
 # Two recovery codes keep Argon2 hashing (about 20-30 ms per code) cheap.
 FAST_SETTINGS = Settings(recovery_code_count=2, throttle=LENIENT_THROTTLE)
+
+
+# Codes normalize_code refuses (tests/core/test_totp.py), and so does the verifier (test_verifier.py):
+# (input, the words the reason must contain).
+BAD_CODES: list[tuple[object, str]] = [
+    ("١٢٣٤٥٦", "only the digits 0-9"),
+    ("\uff11\uff12\uff13\uff14\uff15\uff16", "only the digits 0-9"),  # full-width 123456
+    ("+12345", "only the digits 0-9"),
+    ("12_345", "only the digits 0-9"),
+    ("12345", "6 digits"),
+    ("1234567", "6 digits"),
+    ("1" * (MAX_INPUT_LENGTH + 1), "too long"),
+    (" " * 60 + "123456", "too long"),
+    ("\x00123456", "only the digits 0-9"),
+    ("123456\x00", "only the digits 0-9"),
+    ("123456\n", "only the digits 0-9"),
+    ("123\u00a0456", "only the digits 0-9"),
+    ("-123456", "only the digits 0-9"),
+    (None, "text"),
+    (123456, "text"),
+    (b"123456", "text"),
+    (["123456"], "text"),
+    ("", "empty"),
+    ("   ", "empty"),
+]
+BAD_CODE_IDS = [
+    "arabic-indic",
+    "full-width",
+    "plus-sign",
+    "underscore",
+    "too-short",
+    "too-many",
+    "65-chars",
+    "66-with-spaces",
+    "leading-nul",
+    "trailing-nul",
+    "newline",
+    "no-break-space",
+    "minus-sign",
+    "none",
+    "int",
+    "bytes",
+    "list",
+    "empty",
+    "blank",
+]
 
 
 # A recovery code as shown to people: Crockford Base32 (no i, l, o, u), two groups of five.

@@ -1,10 +1,11 @@
 """The project as a user gets it: its wheel, built once per test run and installed into a fresh venv without node.
 
 Used by tests/labextension (the prebuilt Lab extension is in the wheel) and tests/browser (the Lab extension's
-browser test runs against that install). The fresh venv holds only the wheel; its dependencies (JupyterLab,
-jupyter_server, ...) come from the project's venv through a ``.pth`` path entry, so nothing is downloaded, and
-the project's own editable install is not on that path (the editable hook's ``.pth`` is not processed there).
-Nothing runs with the repository as working directory, which would put the source tree first on ``sys.path``.
+browser test runs against that install), through the session fixture ``installed_wheel`` (tests/conftest.py).
+The fresh venv holds only the wheel; its dependencies (JupyterLab, jupyter_server, ...) come from the project's
+venv through a ``.pth`` path entry, so nothing is downloaded, and the project's own editable install is not on
+that path (the editable hook's ``.pth`` is not processed there). Nothing runs with the repository as working
+directory, which would put the source tree first on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -16,13 +17,10 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci_support import skip_or_fail
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_VENV = Path(sys.prefix)
 EXTENSION_SHARE = Path("share", "jupyter", "labextensions", "jupyter-2fa")
 BUILD_SECONDS = 300
@@ -122,19 +120,13 @@ def built_wheel_install() -> WheelInstall:
     return installed
 
 
+def lab_extension_built() -> bool:
+    """Whether scripts/_venv.sh built the Lab extension into the source tree (it does when node is installed)."""
+    return (REPO_ROOT / "jupyter_2fa" / "labextension" / "package.json").is_file()
+
+
 def remove_built_wheel_install() -> None:
     """Delete the install (the end of the test run), if one was made."""
     if built_wheel_install.cache_info().currsize:
         shutil.rmtree(built_wheel_install().venv.parent, ignore_errors=True)
         built_wheel_install.cache_clear()
-
-
-def installed_wheel_fixture() -> Iterator[WheelInstall]:
-    """Body of the session fixtures ``installed_wheel`` (tests/labextension, tests/browser): skip or fail when
-    the Lab extension could not be built (no node), else build and install once and remove at the end."""
-    if not (REPO_ROOT / "jupyter_2fa" / "labextension" / "package.json").is_file():
-        skip_or_fail("the Lab extension is not built (scripts/_venv.sh builds it when node is installed)", "Lab tests")
-    try:
-        yield built_wheel_install()
-    finally:
-        remove_built_wheel_install()

@@ -3,11 +3,11 @@
 Everything is driven over HTTP, as a user or an administrator would: the hub runs in its own process (started
 with ``python -m jupyterhub -f jupyterhub_config.py``), starts configurable-http-proxy from ``node_modules``
 (``npm ci``, done by ``scripts/_venv.sh``) and spawns real single-user servers (``jupyterhub-singleuser``, as
-the user running the tests: ``SimpleLocalProcessSpawner``). JupyterHub is never imported here, so its import-time
-warnings cannot trip the suite's ``filterwarnings = error``.
+the user running the tests: ``SimpleLocalProcessSpawner``). JupyterHub is never imported here: the hub under test
+is a process of its own, configured as an administrator would.
 
-Imported by the tests and the fixtures in this folder (pytest puts the folder on ``sys.path``; a plain
-``import conftest`` could give another folder's conftest.py, so shared names live here).
+The fixture ``hub_factory`` (tests/conftest.py: tests/hub and tests/browser use it) starts hubs with
+:class:`HubFactory`; a test module that shares one hub among its tests uses :func:`module_hub`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -31,7 +30,10 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-from ci_support import skip_or_fail
+
+from helpers.ci import skip_or_fail
+from helpers.ports import free_ports
+from helpers.totp import Device
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHP = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"  # `npm ci` (scripts/_venv.sh) puts it there
@@ -71,13 +73,6 @@ SPAWNER_ENV_KEEP = [
 # The test process may itself run under a hub or next to a proxy; none of that may reach the hub under test.
 _FOREIGN_VARIABLES = re.compile(r"^(JUPYTERHUB_|JPY_|CONFIGPROXY_)")
 _LOGIN_ERROR = re.compile(r'<p class="login_error">(.*?)</p>', re.DOTALL)
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now (a race remains; hub starts retry on a clash)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def login_error(response: requests.Response) -> str | None:
@@ -291,7 +286,7 @@ def base_config(
     home = directory / "home" / "{username}"
     return textwrap.dedent(
         f"""\
-        # Written by tests/hub/hub_support.py: base settings of a test hub, then the test's own config.
+        # Written by tests/helpers/hub.py: base settings of a test hub, then the test's own config.
         c = get_config()  # noqa: F821
 
         c.JupyterHub.ip = "127.0.0.1"
@@ -391,7 +386,7 @@ class HubFactory:
 
     def _launch(self, config_py: str, env: Mapping[str, str] | None) -> Hub:
         directory = self._make_directory()
-        port, hub_port, proxy_api_port = _distinct_free_ports(3)
+        port, hub_port, proxy_api_port = free_ports(3)  # a clash is retried
         admin_token, user_token = secrets.token_hex(32), secrets.token_hex(32)
         config_file = directory / "jupyterhub_config.py"
         config_file.write_text(
@@ -491,13 +486,6 @@ class HubFactory:
         return None
 
 
-def _distinct_free_ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return sorted(ports)
-
-
 @contextlib.contextmanager
 def hub_factory_for(make_directory: Callable[[], Path]) -> Iterator[HubFactory]:
     factory = HubFactory(make_directory)
@@ -509,7 +497,6 @@ def hub_factory_for(make_directory: Callable[[], Path]) -> Iterator[HubFactory]:
 
 # -- the 2FA authenticator's tests (tests/hub/test_totp_*.py) -----------------------------------------------------
 
-TOTP_PERIOD = 30  # TwoFactorConfig.period's default, which the test hubs keep
 _MANUAL_KEY = re.compile(r'<p class="key" id="manual_key">(.*?)</p>', re.DOTALL)
 _RECOVERY_CODES = re.compile(r'<ul class="codes" id="recovery_codes">(.*?)</ul>', re.DOTALL)
 _LIST_ITEM = re.compile(r"<li>(.*?)</li>", re.DOTALL)
@@ -517,7 +504,7 @@ _ENROLL_MESSAGE = re.compile(r'<p class="message[^"]*" role="alert" id="enroll_m
 
 
 def hub_tools_missing() -> str | None:
-    """Why no test hub can start on this machine (the checks of conftest.py's ``hub_factory``), or None."""
+    """Why no test hub can start on this machine (the checks of the ``hub_factory`` fixture), or None."""
     import shutil
 
     if not os.access(CHP, os.X_OK):
@@ -593,49 +580,6 @@ def new_user_token(hub: Hub, name: str) -> str:
 def twofa_log_lines(hub: Hub, username: str) -> list[str]:
     """The hub log's 2FA decision lines about ``username`` ("2FA login success for 'alice' from …: totp")."""
     return [line for line in hub.log_text().splitlines() if "2FA " in line and f"for {username!r}" in line]
-
-
-def totp_step(moment: float | None = None) -> int:
-    return int((time.time() if moment is None else moment) // TOTP_PERIOD)
-
-
-class Device:
-    """A user's authenticator app (pyotp over the linked secret) that remembers the last time step it gave out.
-
-    The hub accepts each step once, and only within one step of its clock; :meth:`next_code` gives the earliest
-    unused step that is still acceptable (now, or the next one), waiting when two logins used them up.
-    """
-
-    def __init__(self, secret: str) -> None:
-        import pyotp  # the test process only; pyotp comes with jupyter-2fa's test extra
-
-        self.secret = secret
-        self.totp = pyotp.TOTP(secret)
-        self.last_step: int | None = None
-
-    def code_at(self, step: int) -> str:
-        return str(self.totp.at(step * TOTP_PERIOD))
-
-    def current_code(self) -> str:
-        """The code of the current step (what confirming a new device uses); marks the step used."""
-        step = totp_step()
-        self.last_step = step
-        return self.code_at(step)
-
-    def next_code(self) -> str:
-        step = totp_step()
-        if self.last_step is not None:
-            step = max(step, self.last_step + 1)
-            while step > totp_step() + 1:  # two steps ahead of the hub's clock: not accepted yet
-                time.sleep(0.5)
-        self.last_step = step
-        return self.code_at(step)
-
-    def wrong_code(self) -> str:
-        """A well-formed code the hub accepts at no step near now."""
-        now = totp_step()
-        near = {self.code_at(step) for step in range(now - 3, now + 4)}
-        return next(code for code in (f"{n:06d}" for n in range(0, 1_000_000, 7919)) if code not in near)
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """A real Jupyter server as a subprocess on loopback: the browser tests' `jupyter lab` / `jupyter notebook` and the
-panel tests' `jupyter server` start, wait for and stop theirs here.
+panel tests' `jupyter server` start, wait for and stop theirs here (on a :func:`helpers.ports.free_port`).
 
 Output goes to a log file (no pipes to leave open); its tail is printed when the server stops, which pytest shows
 when a test failed. The server is always terminated, and killed if it does not stop.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,13 +21,6 @@ import pytest
 START_SECONDS = 60
 STOP_SECONDS = 20
 LOG_TAIL_CHARS = 6000
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def answers(url: str) -> bool:

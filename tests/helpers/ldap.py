@@ -1,15 +1,16 @@
 """A real OpenLDAP server on loopback for the JupyterHub tests with ``inner_authenticator_class = "ldap"``.
 
-``ldap_server`` (per session) starts its own ``slapd`` (Debian package ``slapd``, installed by ``.ci/run``) in a
+:func:`running_slapd` starts our own ``slapd`` (Debian package ``slapd``, installed by ``.ci/run``) in a
 temporary folder: a ``slapd.conf`` with the ``mdb`` backend, suffix ``dc=example,dc=org``, the core, cosine,
 inetorgperson and nis schemas, listening on ``ldap://127.0.0.1:PORT/`` only. The directory is seeded with
 ``slapadd`` before the server starts (``ou=people`` and the users of :data:`LDAP_USERS`, each an
 ``inetOrgPerson`` + ``posixAccount`` whose ``userPassword`` is a salted hash made by ``slappasswd``), so no client
-tool (``ldap-utils``) is needed. The fixture waits until the server answers binds (ldap3, as
-LDAPAuthenticator uses it) and stops it at the end. A system slapd that the Debian package may have started on
-port 389 is neither used nor touched.
+tool (``ldap-utils``) is needed. It waits until the server answers binds (ldap3, as LDAPAuthenticator uses it)
+and stops it at the end. A system slapd that the Debian package may have started on port 389 is neither used
+nor touched.
 
-Without ``slapd`` the tests are skipped on a developer machine and fail under ``CI=true``.
+The session fixture ``ldap_server`` (tests/hub/conftest.py) runs one for the whole run; without ``slapd`` it
+skips the LDAP tests on a developer machine and fails them under ``CI=true``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
 import textwrap
 import time
 import warnings
@@ -30,9 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
-from ci_support import skip_or_fail
-from hub_support import free_port
+from helpers.ports import free_port
 
 SUFFIX = "dc=example,dc=org"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
@@ -87,9 +85,6 @@ def import_ldap3() -> ModuleType:
         warnings.simplefilter("ignore", DeprecationWarning)
         import ldap3
     return ldap3
-
-
-# -- skipping ---------------------------------------------------------------------------------------------------
 
 
 # -- slapd ------------------------------------------------------------------------------------------------------
@@ -237,19 +232,3 @@ def running_slapd(directory: Path) -> Iterator[LdapServer]:
                 raise RuntimeError(f"slapd {outcome}:\n{server.log_text()[-4000:]}")
         finally:
             _stop(process)
-
-
-@pytest.fixture(scope="session")
-def ldap_server(request: pytest.FixtureRequest) -> Iterator[LdapServer]:
-    """Our slapd on 127.0.0.1 for the whole session, with the users of :data:`LDAP_USERS` (see the module doc)."""
-    missing = missing_tools()
-    if missing:
-        skip_or_fail(missing, "the LDAP tests")
-    directory = Path(tempfile.mkdtemp(prefix="jupyter-2fa-ldap-"))
-    try:
-        with running_slapd(directory) as server:
-            for uid, password in server.passwords.items():
-                assert server.can_bind(server.user_dn(uid), password), f"slapd refuses {uid}'s password"
-            yield server
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)

@@ -1,7 +1,7 @@
 """Helpers of the notebook-panel tests: a real gated `jupyter server`, a browser-like HTTP user, and notebooks run
 by nbclient in kernels that the server under test started (so they get the environment a user's kernel gets).
-
-Imported by the tests and fixtures in this folder (pytest puts the folder on ``sys.path``).
+The fixture ``gate_server`` is in tests/widgets/conftest.py; the browser test tests/browser/test_lab_panel.py links
+its first device with :func:`enroll_over_api` too.
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ from typing import Any
 from urllib.parse import urlparse
 
 import nbformat
-import pyotp
 import requests
 from jupyter_client.manager import KernelManager
-from jupyter_process import free_port, log_tail, running, server_options
 from jupyter_server.auth import passwd
 from nbclient import NotebookClient
 
 from jupyter_2fa.widgets import Endpoint, TwoFactorClient
+
+from helpers.ports import free_port
+from helpers.processes import log_tail, running, server_options
+from helpers.totp import Device
 
 PASSWORD = "correct horse battery staple"
 REQUEST_SECONDS = 30
@@ -93,29 +95,13 @@ def running_gate(workdir: Path, extra_config: str = "") -> Iterator[GateServer]:
         yield server
 
 
-@dataclass
-class Device:
-    """The user's authenticator app: codes of the linked secret, never the same time step twice."""
-
-    secret: str
-    last_step: int = -1
-
-    def code(self) -> str:
-        totp = pyotp.TOTP(self.secret)
-        step = max(int(time.time()) // totp.interval, self.last_step + 1)
-        while step > int(time.time()) // totp.interval + 1:  # the server accepts one step ahead, not two
-            time.sleep(0.5)
-        self.last_step = step
-        return str(totp.at(step * totp.interval))
-
-
 def enroll_over_api(api_url: str) -> Device:
     """Link a device the way a script would (Basic password, the secret inline), for tests that start enrolled."""
     headers = basic_header(PASSWORD)
     started = requests.post(f"{api_url}enrollment", json={"password": PASSWORD}, headers=headers, timeout=30)
     assert started.status_code == 201, started.text
     device = Device(started.json()["secret"])
-    confirm = {"code": device.code()}
+    confirm = {"code": device.next_code()}
     confirmed = requests.post(f"{api_url}enrollment/confirm", json=confirm, headers=headers, timeout=30)
     assert confirmed.status_code == 200, confirmed.text
     return device

@@ -1,7 +1,4 @@
-"""Skip or fail: on a developer machine a missing part skips its tests; under CI=true it fails the run.
-
-A plain module (importable as ``ci_support`` from every test folder) so no test has to find the root conftest.
-"""
+"""Skip or fail: on a developer machine a missing part skips its tests; under CI=true it fails the run."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Helpers for running `jupyter 2fa` as a real subprocess, the way an administrator or a user runs it.
 
-Imported by the tests in this folder (pytest puts it on ``sys.path``); the ``cli`` fixture lives in conftest.py.
+The ``cli`` fixture (a :class:`CLI`) lives in tests/cli/conftest.py.
 
 Every command gets an explicit copy of ``os.environ`` taken when it starts, so the JUPYTER_* folders the autouse
 ``isolated_jupyter_paths`` fixture put into the environment reach the child. ``cli`` runs one command to the end;
