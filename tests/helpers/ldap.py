@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import textwrap
 import time
@@ -184,13 +185,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=STOP_SECONDS)
 
 
+def _accepts_connections(server: LdapServer) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((server.host, server.port), timeout=0.5):
+        return True
+    return False
+
+
 def _wait_until_up(server: LdapServer, process: subprocess.Popen[bytes]) -> str:
     deadline = time.monotonic() + START_SECONDS
     while True:
         if process.poll() is not None:
             return "exited"
-        with contextlib.suppress(Exception):  # ldap3's socket errors while slapd is not listening yet
-            if server.can_bind(ADMIN_DN, server.admin_password):
+        # Bind only once the port takes connections: ldap3 leaves its socket unclosed when the connect itself
+        # fails, and the ResourceWarning would surface later, in whichever test the garbage collector hits.
+        with contextlib.suppress(Exception):
+            if _accepts_connections(server) and server.can_bind(ADMIN_DN, server.admin_password):
                 return "up"
         if time.monotonic() > deadline:
             return f"did not accept a bind in {START_SECONDS}s"
