@@ -35,8 +35,24 @@ CRYPT_KEY_INFO = b"jupyter-2fa TOTP secrets"
 NAV_TEMPLATES = str(Path(__file__).parent / "nav")
 
 
+WEAK_CRYPT_KEY = (
+    "JUPYTERHUB_CRYPT_KEY must hold 32-byte keys (64 hex digits or 43-44 base64 characters each, ';'-separated), "
+    "as JupyterHub itself requires; make one with `openssl rand -hex 32`"
+)
+
+
 def fernet_keys_from_crypt_key(value: str) -> list[bytes]:
-    """Fernet keys derived (HKDF-SHA256) from ``JUPYTERHUB_CRYPT_KEY``'s keys, so 2FA never reuses them as is."""
+    """Fernet keys derived (HKDF-SHA256) from ``JUPYTERHUB_CRYPT_KEY``'s keys, so 2FA never reuses them as is.
+
+    Each key must be 32 random bytes: a short or guessable one would protect every TOTP secret with it.
+
+    >>> len(fernet_keys_from_crypt_key("00" * 32 + ";" + "11" * 32))
+    2
+    >>> fernet_keys_from_crypt_key("hunter2")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: JUPYTERHUB_CRYPT_KEY must hold 32-byte keys (...
+    """
     keys = []
     for part in value.replace(",", ";").split(";"):
         part = part.strip()
@@ -45,9 +61,13 @@ def fernet_keys_from_crypt_key(value: str) -> list[bytes]:
         try:
             raw = bytes.fromhex(part) if len(part) == 64 else base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
         except ValueError:
-            raise ValueError("JUPYTERHUB_CRYPT_KEY must hold 32-byte keys, hex or base64") from None
+            raise ValueError(WEAK_CRYPT_KEY) from None
+        if len(raw) != 32:
+            raise ValueError(WEAK_CRYPT_KEY)
         derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=CRYPT_KEY_INFO).derive(raw)
         keys.append(base64.urlsafe_b64encode(derived))
+    if not keys:
+        raise ValueError(WEAK_CRYPT_KEY)
     return keys
 
 
@@ -116,12 +136,22 @@ class TOTPAuthenticator(Host, Authenticator):
         event_logger = getattr(parent, "eventlog", None) or getattr(parent, "event_logger", None)
         if event_logger is not None:
             self.add_audit_sink(event_logger_sink(event_logger))
+        crypt_key = self._crypt_key()
+        if crypt_key is not None:
+            fernet_keys_from_crypt_key(crypt_key)  # a weak key stops the hub here, not at the first login
+
+    def _crypt_key(self) -> str | None:
+        """``JUPYTERHUB_CRYPT_KEY``, when the 2FA keys come from it (see ``use_crypt_key``)."""
+        value = os.environ.get("JUPYTERHUB_CRYPT_KEY", "")
+        if self.use_crypt_key and value.strip() and not os.environ.get(self.keys_env_var, "").strip():
+            return value
+        return None
 
     # -- the core ------------------------------------------------------------------------------------------
 
     def keyring(self) -> Keyring:
-        crypt_key = os.environ.get("JUPYTERHUB_CRYPT_KEY", "")
-        if self.use_crypt_key and crypt_key.strip() and not os.environ.get(self.keys_env_var, "").strip():
+        crypt_key = self._crypt_key()
+        if crypt_key is not None:
             return Keyring(fernet_keys_from_crypt_key(crypt_key), "$JUPYTERHUB_CRYPT_KEY")
         return super().keyring()
 

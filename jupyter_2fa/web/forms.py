@@ -71,9 +71,11 @@ def json_fields(body: bytes, *names: str) -> dict[str, str]:
     if len(body) > MAX_BODY_BYTES:
         raise BadInput("request body too large", 413)
     try:
-        data: Any = json.loads(body or b"{}")
+        data: Any = json.loads(body or b"{}", object_pairs_hook=_unique_fields)
     except (ValueError, UnicodeDecodeError):
         raise BadInput("the body must be a JSON object") from None
+    except RecursionError:  # "[[[[…": deeper than Python's parser goes, far deeper than any field is
+        raise BadInput("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise BadInput("the body must be a JSON object")
     fields = {}
@@ -82,6 +84,21 @@ def json_fields(body: bytes, *names: str) -> dict[str, str]:
         if not isinstance(value, str):
             raise BadInput(f"field {name!r} must be a string")
         fields[name] = reveal_mode(value) if name == "reveal" else check_field(name, value)
+    return fields
+
+
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose names are all different (JSON parsers disagree on which repeat wins).
+
+    >>> json_fields(b'{"code": "1", "code": "2"}', "code")
+    Traceback (most recent call last):
+    ...
+    jupyter_2fa.web.forms.BadInput: field 'code' given more than once
+    """
+    fields = dict(pairs)
+    if len(fields) < len(pairs):
+        repeated = next(name for name, _ in pairs if sum(other == name for other, _ in pairs) > 1)
+        raise BadInput(f"field {repeated!r} given more than once")
     return fields
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pyotp
 import pytest
+import requests
 import yaml
 
 from jupyter_2fa.server.paths import OPENAPI
@@ -85,6 +86,10 @@ def test_enroll_confirm_and_log_in_through_the_api(hub: Hub) -> None:
     assert started.json()["qr_svg"].lstrip().startswith(("<svg", "<?xml"))
 
     assert user_api(hub, "POST", "enrollment/confirm", {"code": 123}, auth=auth).status_code == 400
+    deep = requests.post(
+        f"{hub.url}/hub/2fa/api/enrollment/confirm", data=b"[" * 30_000 + b"]" * 30_000, auth=auth, timeout=30
+    )
+    assert deep.status_code == 400, deep.text
     confirmed = user_api(hub, "POST", "enrollment/confirm", {"code": totp.now()}, auth=auth)
     assert confirmed.status_code == 200, confirmed.text
     assert len(confirmed.json()["recovery_codes"]) == 10
