@@ -15,7 +15,7 @@ from typing import Any
 
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.handlers.base import BaseHandler
-from jupyterhub.scopes import needs_scope
+from jupyterhub.scopes import Scope, needs_scope
 from tornado import web
 
 from ..core import Account, Enrollment, StoreError
@@ -36,6 +36,13 @@ def account_model(account: Account, lockout_threshold: int) -> dict[str, Any]:
 
 
 class AdminHandler(HubHandler):
+    def require_every_user(self) -> None:
+        """The list and the page act on every account, so ``admin:users`` filtered to some users
+        (``admin:users!group=…``) is not enough. JupyterHub 6's ``needs_scope`` refuses it already; 5.x lets
+        it through for the handler to filter, which would have acted on any user."""
+        if self.parsed_scopes.get("admin:users") != Scope.ALL:
+            raise web.HTTPError(403, "this needs the admin:users scope over every user, not a filtered one")
+
     def enrollment(self) -> Enrollment:
         try:
             return self.host.enrollment
@@ -69,6 +76,7 @@ class AdminAPIHandler(AdminHandler, APIHandler):
 class UsersAPIHandler(AdminAPIHandler):
     @needs_scope("admin:users")
     def get(self) -> None:
+        self.require_every_user()
         self.write_json([self.model(account) for account in self.enrollment().store.all_accounts()])
 
 
@@ -99,11 +107,13 @@ class AdminPageHandler(AdminHandler, BaseHandler):
     @web.authenticated
     @needs_scope("admin:users")
     async def get(self) -> None:
+        self.require_every_user()
         await self._render()
 
     @web.authenticated
     @needs_scope("admin:users")
     async def post(self) -> None:
+        self.require_every_user()
         try:
             action, name = self.form_field("action"), self.form_field("name")
         except BadInput as err:

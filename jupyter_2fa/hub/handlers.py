@@ -33,8 +33,10 @@ class HubHandler(FlowHandler):
 
     page_template = "hub_2fa_enroll.html"
     ask_username = True
-    hub: Any  # JupyterHub's
+    # JupyterHub's, set on its handlers
+    hub: Any
     db: Session
+    parsed_scopes: dict[str, Any]
 
     @property
     def host(self) -> TOTPAuthenticator:

@@ -19,6 +19,9 @@ c.TOTPAuthenticator.inner_authenticator_class = "dummy"  # shared-password wants
 c.DummyAuthenticator.password = {PASSWORD!r}
 c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {{"boss"}}
+# lead may administer the members of one group only (JupyterHub's filtered scopes)
+c.JupyterHub.load_groups = {{"staff": {{"users": ["frank"]}}}}
+c.JupyterHub.load_roles.append({{"name": "staff-lead", "scopes": ["admin:users!group=staff"], "users": ["lead"]}})
 """
 
 
@@ -74,3 +77,14 @@ def test_admins_see_the_link_list_accounts_and_reset(hub: Hub) -> None:
     assert user.get("/hub/home").status_code == 302  # her session ended
     status = requests.get(f"{hub.url}/hub/2fa/api/status", auth=("erin", PASSWORD), timeout=30)
     assert status.json()["enrolled"] is False
+
+
+def test_an_admin_of_some_users_cannot_use_the_page(hub: Hub) -> None:
+    """The page lists and acts on everyone: a scope filtered to a group is not enough to see or post it."""
+    lead = enroll(hub, "lead")
+    enroll(hub, "grace")
+    browser = logged_in(hub, "lead", lead)
+    assert browser.get("/hub/2fa/admin").status_code == 403
+    assert browser.post("/hub/2fa/admin", {"action": "reset", "name": "grace"}).status_code == 403
+    status = requests.get(f"{hub.url}/hub/2fa/api/status", auth=("grace", PASSWORD), timeout=30)
+    assert status.json()["enrolled"] is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from helpers.totp import totp_step
 
 PASSWORD = "correct horse battery staple"
 HELP_TEXT = "Write to hpc-help@example.org with your username."
+GROUP_ADMIN_TOKEN = secrets.token_hex(32)
 
 CONFIG = f"""
 c.JupyterHub.authenticator_class = "jupyter_2fa.hub.TOTPAuthenticator"
@@ -23,6 +25,13 @@ c.Authenticator.allow_all = True
 c.TwoFactorConfig.lockout_threshold = 3
 c.TwoFactorConfig.backoff_free_attempts = 10
 c.TwoFactorConfig.help_text = {HELP_TEXT!r}
+
+# A service that may administer only the members of one group (JupyterHub's filtered scopes).
+c.JupyterHub.load_groups = {{"staff": {{"users": ["frank"]}}}}
+c.JupyterHub.services.append({{"name": "staff-admin", "api_token": {GROUP_ADMIN_TOKEN!r}}})
+c.JupyterHub.load_roles.append(
+    {{"name": "staff-admin-role", "scopes": ["admin:users!group=staff"], "services": ["staff-admin"]}}
+)
 """
 
 
@@ -155,3 +164,19 @@ def test_deleting_a_hub_user_unlinks_their_device(hub: Hub) -> None:
     deleted = hub.api("DELETE", "users/erin")
     assert deleted.status_code == 204, deleted.text
     assert twofa_api(hub, "GET", "erin").json()["enrolled"] is False
+
+
+def test_an_admin_of_some_users_acts_on_those_only(hub: Hub) -> None:
+    """A scope filtered to a group (admin:users!group=staff) reaches its members, never the list of everyone or
+    anyone else (JupyterHub 5.x let such a scope through needs_scope unfiltered; the page: test_hub_admin_page)."""
+    for user in ("frank", "grace"):
+        enrolled_device(hub.new_browser(), user, PASSWORD)
+    token = GROUP_ADMIN_TOKEN
+
+    assert twofa_api(hub, "GET", token=token).status_code == 403
+    assert twofa_api(hub, "GET", "frank", token=token).status_code == 200
+    assert twofa_api(hub, "GET", "grace", token=token).status_code in (403, 404)
+    assert twofa_api(hub, "DELETE", "grace", token=token).status_code in (403, 404)
+    assert twofa_api(hub, "GET", "grace").json()["enrolled"] is True
+    assert twofa_api(hub, "DELETE", "frank", token=token).status_code == 204
+    assert twofa_api(hub, "GET", "frank").json()["enrolled"] is False
