@@ -180,12 +180,12 @@ class TOTPAuthenticator(Host, Authenticator):
         The inner class never sees the form's ``otp`` (PAM would pass it on as an answer of its own), and the
         name it returns is normalised as JupyterHub will (so "ALICE" is checked as "alice").
         """
-        typed = self.normalize_username(username)
+        typed = self.account_named(username)
         result = await maybe_future(super().authenticate(handler, {"username": username, "password": password}))
-        returned = result.get("name", typed) if isinstance(result, dict) else (result or typed)
-        name = self.normalize_username(str(returned))
         if result is None:
-            return PasswordCheck(name, False)
+            return PasswordCheck(typed, False)
+        returned = result.get("name", typed) if isinstance(result, dict) else (result or typed)
+        name = self.account_named(str(returned))
         authentication = result if isinstance(result, dict) else {"name": name}
         allowed = await maybe_future(self.check_blocked_users(name, authentication)) and await maybe_future(
             self.check_allowed(name, authentication)
@@ -193,7 +193,13 @@ class TOTPAuthenticator(Host, Authenticator):
         return PasswordCheck(name, bool(allowed), result)
 
     def account_named(self, typed: str) -> str:
-        return str(self.normalize_username(typed))
+        """The name as JupyterHub normalises it. A name the system does not know stays as typed: PAM's
+        ``pam_normalize_username`` looks it up and raises, which would answer an unknown user with a 500 and a
+        known one with a 403, telling who has an account."""
+        try:
+            return str(self.normalize_username(typed))
+        except KeyError:
+            return typed
 
     def enroll_hint(self, handler: BaseHandler) -> str:
         if self.enrollment_policy == "cli-only":
