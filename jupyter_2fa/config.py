@@ -275,9 +275,21 @@ class TwoFactorConfig(LoggingConfigurable):
         config=True,
         help="""Addresses (CIDR) of reverse proxies whose ``X-Forwarded-For`` / ``X-Real-Ip`` headers are
         believed when deciding whether a client is in ``trusted_networks`` and when auditing its address.
-        Default: none, so forwarding headers are ignored and the connection's peer is the client.
+        Default: none, so forwarding headers are ignored and the connection's peer is the client, on a
+        single server and on a hub alike: a hub then audits its proxy's address for every login.
+
+        List a proxy only if nothing else can reach the port it talks to. On a hub, configurable-http-proxy
+        usually runs on loopback, where user code on the same machine (kernels of local spawners, batch jobs)
+        can connect to the hub's port as well and write any ``X-Forwarded-For``; on Kubernetes, user pods may
+        reach the hub (its API) from the same pod network as the proxy. Listing 127.0.0.1 or that network
+        lets such code choose its address, and so pass for a trusted network. Bind the hub where only the
+        proxy reaches it before you list the proxy.
+
+        .. warning:: Every address listed here can put words in a client's mouth.
 
         .. versionadded:: 0.1
+        .. versionchanged:: 0.1
+           The hub no longer takes a loopback peer for its proxy unless it is listed here.
         """,
     )
 

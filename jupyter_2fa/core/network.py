@@ -43,28 +43,23 @@ def client_address(
     forwarded_for: str | None,
     real_ip: str | None,
     trusted_proxies: Sequence[Network],
-    *,
-    first_hop_trusted: bool = False,
 ) -> str | None:
     """The address of the client, believing forwarding headers only from ``trusted_proxies``.
 
     When the connection comes from a trusted proxy, ``X-Forwarded-For`` is read right to left and the first
     address that is not itself a trusted proxy is the client (everything left of it could be forged by the
     client). ``X-Real-Ip`` is used only when there is no ``X-Forwarded-For``. From any other peer the headers
-    are ignored. ``first_hop_trusted`` says the peer is a proxy that appends the client it saw, whether or not
-    it is listed: then the right-most entry is the client unless it is itself a listed proxy, and
-    ``X-Real-Ip`` (which such a proxy does not set) is ignored.
+    are ignored.
 
     >>> proxies = parse_networks(["127.0.0.1"])
     >>> client_address("127.0.0.1", "6.6.6.6, 10.1.2.3", None, proxies)
     '10.1.2.3'
     >>> client_address("192.0.2.9", "10.1.2.3", "10.1.2.3", proxies)
     '192.0.2.9'
-    >>> client_address("127.0.0.1", "10.1.2.3, 127.0.0.1", None, [], first_hop_trusted=True)
+    >>> client_address("127.0.0.1", "10.1.2.3", None, [])  # loopback is no proxy unless listed
     '127.0.0.1'
     """
-    listed = in_networks(peer, trusted_proxies)
-    if not listed and not first_hop_trusted:
+    if not in_networks(peer, trusted_proxies):
         return peer
     if forwarded_for:
         hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
@@ -72,7 +67,7 @@ def client_address(
             if not in_networks(hop, trusted_proxies):
                 return hop if _is_ip(hop) else None
         return hops[0] if hops else peer
-    if listed and real_ip and _is_ip(real_ip.strip()):
+    if real_ip and _is_ip(real_ip.strip()):
         return real_ip.strip()
     return peer
 

@@ -76,9 +76,6 @@ class TOTPAuthenticator(Host, Authenticator):
     authenticator chosen with ``inner_authenticator_class``."""
 
     invalid_message = "Invalid username, password or code"
-    # configurable-http-proxy beside the hub connects from loopback and appends the client it saw to
-    # X-Forwarded-For: that right-most entry is the client (entries left of it are the client's own words).
-    proxy_on_loopback = True
 
     inner_authenticator_class = EntryPointType(
         default_value=PAMAuthenticator,

@@ -21,8 +21,6 @@ from ..core.network import Network, client_address, in_networks, parse_networks
 from ..messages import INVALID, Refusal, refusal
 from .refusals import Refused
 
-LOOPBACK = parse_networks(["127.0.0.0/8", "::1/128"])
-
 
 @dataclass(frozen=True)
 class PasswordCheck:
@@ -41,8 +39,6 @@ class Host(TwoFactorConfig):
 
     # What a wrong password or code is called in this host's refusals.
     invalid_message = INVALID
-    # Whether a peer on loopback is a proxy that appends the client it saw (the hub's configurable-http-proxy).
-    proxy_on_loopback = False
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -83,7 +79,7 @@ class Host(TwoFactorConfig):
             verifier.audit = fan_out(verifier.audit, sink)
 
     def client_address(self, handler: RequestHandler) -> str | None:
-        return request_client_address(handler.request, self._trusted_proxies, loopback_proxy=self.proxy_on_loopback)
+        return request_client_address(handler.request, self._trusted_proxies)
 
     def in_trusted_network(self, address: str | None) -> bool:
         return in_networks(address, self._trusted_networks)
@@ -130,21 +126,15 @@ class Host(TwoFactorConfig):
         return check.name
 
 
-def request_client_address(
-    request: HTTPServerRequest, trusted_proxies: list[Network], *, loopback_proxy: bool = False
-) -> str | None:
+def request_client_address(request: HTTPServerRequest, trusted_proxies: list[Network]) -> str | None:
     """The client of a request, believing forwarding headers only from ``trusted_proxies``.
 
     The connection's peer comes from the connection context, not ``request.remote_ip``: with tornado's
-    ``xheaders`` (as JupyterHub runs) ``remote_ip`` is whatever the client put in ``X-Real-Ip``.
-    ``loopback_proxy``: a peer on loopback is a proxy that appends the client it saw (the hub's own
-    configurable-http-proxy), even though it is not listed in ``trusted_proxies``.
+    ``xheaders`` (as JupyterHub runs) ``remote_ip`` is whatever the client put in ``X-Real-Ip``. No peer is a
+    proxy unless listed, loopback included: on a hub's machine, user code can reach the hub's own port too.
     """
     context = getattr(request.connection, "context", None)
     peer = getattr(context, "address", None)
     peer_ip = peer[0] if isinstance(peer, tuple) and peer else None
     headers = request.headers
-    first_hop = loopback_proxy and in_networks(peer_ip, LOOPBACK)
-    return client_address(
-        peer_ip, headers.get("X-Forwarded-For"), headers.get("X-Real-Ip"), trusted_proxies, first_hop_trusted=first_hop
-    )
+    return client_address(peer_ip, headers.get("X-Forwarded-For"), headers.get("X-Real-Ip"), trusted_proxies)

@@ -199,6 +199,7 @@ class Hub:
     """A running JupyterHub behind configurable-http-proxy, started by :class:`HubFactory`."""
 
     url: str  # the proxy's public URL, http://127.0.0.1:PORT
+    hub_port: int  # the hub's own port on 127.0.0.1, which the proxy (and anyone on this machine) connects to
     admin_token: str = field(repr=False)  # service test-admin: admin:users, admin:servers, list:/read:users, tokens
     user_token: str = field(repr=False)  # service test-user-service: read:users:name only (not an admin)
     directory: Path  # its working directory: jupyterhub_config.py, the log, the SQLite database, the cookie secret
@@ -420,6 +421,7 @@ class HubFactory:
             )
         hub = Hub(
             url=f"http://127.0.0.1:{port}",
+            hub_port=hub_port,
             admin_token=admin_token,
             user_token=user_token,
             directory=directory,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from helpers.hub import Hub, HubFactory, enrolled_device, login_error, module_hub, twofa_log_lines
+from helpers.hub import Hub, HubBrowser, HubFactory, enrolled_device, login_error, module_hub, twofa_log_lines
 
 PASSWORD = "correct horse battery staple"
 
@@ -57,6 +57,23 @@ def test_forged_forwarding_headers_do_not_put_a_client_in_a_trusted_network(
     assert "2FA login failure" in decisions[0]
     assert "trusted-network" not in decisions[0]
     assert " from 127.0.0.1:" in decisions[0]  # the address the proxy saw, not the forged one
+
+
+def test_code_on_the_hubs_machine_cannot_forge_its_address_at_the_hubs_own_port(forged_hub: Hub) -> None:
+    """User code on the hub's machine (a kernel, a batch job) can skip the proxy and connect to the hub's own
+    port from loopback. No peer is a proxy unless listed in trusted_proxies, so its X-Forwarded-For is only
+    words: no trusted network, and the audit log records the real peer (fail2ban cannot be aimed elsewhere)."""
+    browser = HubBrowser(f"http://127.0.0.1:{forged_hub.hub_port}")
+    forged = {"X-Forwarded-For": "10.1.2.3"}
+    try:
+        assert browser.get("/hub/login", headers=forged).status_code == 200
+        response = browser.post("/hub/login", {"username": "mallory-local", "password": PASSWORD}, headers=forged)
+    finally:
+        browser.close()
+    decisions = [line for line in twofa_log_lines(forged_hub, "mallory-local") if "2FA login" in line]
+    assert response.status_code == 403, (response.headers.get("Location"), decisions)
+    assert len(decisions) == 1 and "2FA login failure" in decisions[0], decisions
+    assert " from 127.0.0.1:" in decisions[0] and "10.1.2.3" not in decisions[0]
 
 
 def test_the_password_alone_logs_in_from_a_trusted_network(hub_factory: HubFactory) -> None:
