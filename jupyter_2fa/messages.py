@@ -13,6 +13,9 @@ USE_RELINK = "A device is already linked; use relink with your current code."
 USE_ENROLLMENT = "No device is linked yet; use enrollment instead."
 NOTHING_PENDING = "There is no pending enrollment."
 NOTHING_TO_CANCEL = "There is no pending enrollment started in this browser to cancel."
+STARTED_ELSEWHERE = (
+    "This enrollment was started in another browser: confirm it there, or start again here (which voids it)."
+)
 CANCELLED = "The pending enrollment was cancelled. Nothing was linked."
 WRONG_NEW_CODE = "That code does not match the new device. Enter the code your app shows now."
 PICTURE_GONE = "This picture was shown already, or has expired."

@@ -6,17 +6,18 @@ one, so a reload or a second tab never shows an earlier secret again.
 from __future__ import annotations
 
 import hmac
+import time
 from typing import Any
 
 from ..core import AlreadyEnrolled, CodeRejected, EnrollmentError, NoPendingEnrollment, Outcome, StoreError, Verdict
-from ..messages import ALREADY_LINKED, CANCELLED, CLI_ONLY, NOTHING_TO_CANCEL, WRONG_NEW_CODE
+from ..messages import ALREADY_LINKED, CANCELLED, CLI_ONLY, NOTHING_TO_CANCEL, STARTED_ELSEWHERE, WRONG_NEW_CODE
 from . import linking
 from .forms import BadInput
 from .handler import Caller, FlowHandler
 from .models import pending_tag
 from .refusals import Refused
 
-PENDING_COOKIE = "jupyter-2fa-enrollment"  # which browser started a pending enrollment (only it may cancel)
+PENDING_COOKIE = "jupyter-2fa-enrollment"  # which browser started a pending enrollment (only it may finish it)
 
 
 class EnrollPage(FlowHandler):
@@ -105,8 +106,13 @@ class EnrollPage(FlowHandler):
         self._remember_pending(check.name)
         await self._render("scan", username=check.name, provisioning=provisioning, svg=provisioning.svg())
 
+    def _started_here(self, tag: str) -> bool:
+        """Whether this browser started the pending enrollment ``tag`` names (see :func:`pending_tag`)."""
+        mine = self.get_secure_cookie(PENDING_COOKIE, max_age_days=1)
+        return mine is not None and hmac.compare_digest(mine.decode(), tag)
+
     def _remember_pending(self, name: str) -> None:
-        """Mark this browser as the one that started the pending enrollment: only it may cancel it."""
+        """Mark this browser as the one that started the pending enrollment: only it may confirm or cancel it."""
         tag = pending_tag(self.host.enrollment.store.get(name))
         if tag:
             self.set_secure_cookie(
@@ -115,6 +121,11 @@ class EnrollPage(FlowHandler):
 
     async def _confirm(self) -> None:
         name = self._account()
+        account = self.host.enrollment.store.get(name)
+        live = account is not None and (account.pending_expires_at or 0.0) > time.time()
+        if live and not self._started_here(pending_tag(account)):  # who saw the QR code must not link it first
+            await self._start_page(STARTED_ELSEWHERE, 409)
+            return
         try:
             codes = linking.confirm(self, Caller(name), self.form_field("code"))
         except CodeRejected as err:
@@ -129,8 +140,7 @@ class EnrollPage(FlowHandler):
     async def _cancel(self) -> None:
         name = self._account()
         tag = pending_tag(self.host.enrollment.store.get(name))
-        mine = self.get_secure_cookie(PENDING_COOKIE, max_age_days=1)
-        if not tag or mine is None or not hmac.compare_digest(mine.decode(), tag):
+        if not tag or not self._started_here(tag):
             await self._start_page(NOTHING_TO_CANCEL, 409)
             return
         linking.cancel(self, name)

@@ -127,3 +127,18 @@ def test_the_page_needs_the_xsrf_token(hub: Hub) -> None:
     assert response.status_code == 403
     assert shows_no_secret(response.text)
     assert twofa_api(hub, "GET", "dora").status_code == 404
+
+
+def test_only_the_browser_that_started_may_confirm(hub: Hub) -> None:
+    """An onlooker who saw the QR code or key and posts its code from another browser links nothing."""
+    owner = hub.new_browser()
+    page = enroll_on_page(owner, "oscar", PASSWORD, confirm=False)
+    assert page.device is not None, page_message(page.start)
+    code = page.device.current_code()
+
+    stolen = hub.new_browser().post("/hub/2fa/enroll", {"action": "confirm", "username": "oscar", "code": code})
+    assert stolen.status_code == 409, page_message(stolen)
+    assert "started in another browser" in (page_message(stolen) or "")
+
+    mine = owner.post("/hub/2fa/enroll", {"action": "confirm", "username": "oscar", "code": code})
+    assert mine.status_code == 200, page_message(mine)

@@ -343,6 +343,28 @@ async def test_expired_pending_enrollment_says_so(page: EnrollPage, gate: TOTPId
     assert not login_of(page.browser)
 
 
+async def test_only_the_browser_that_started_may_confirm(
+    page: EnrollPage, gate: TOTPIdentityProvider, new_browser: Callable[[], Browser]
+) -> None:
+    """Whoever sees the QR code or key (a shoulder, a shared screen) and submits its code first from another
+    browser links nothing and gets no session; the browser that typed the password still can."""
+    secret = secret_of(await page.start())
+    code = totp_for(gate, secret).now()
+    onlooker = EnrollPage(new_browser())
+
+    stolen = await onlooker.confirm(code)
+    assert stolen.code == 409, message(stolen)
+    assert "started in another browser" in message(stolen)
+    assert not is_enrolled(gate)
+    assert not login_of(onlooker.browser)
+    assert pending_token(gate) is not None  # the owner's enrollment is untouched, and not counted as a failure
+    assert gate.enrollment.store.get(gate.username).failures == 0
+
+    mine = await page.confirm(code)
+    assert mine.code == 200, message(mine)
+    assert is_enrolled(gate)
+
+
 async def test_cancel_forgets_the_pending_secret(page: EnrollPage, gate: TOTPIdentityProvider) -> None:
     secret = secret_of(await page.start())
     cancelled = await page.cancel()
