@@ -278,12 +278,13 @@ class TwoFactorConfig(LoggingConfigurable):
         Default: none, so forwarding headers are ignored and the connection's peer is the client, on a
         single server and on a hub alike: a hub then audits its proxy's address for every login.
 
-        List a proxy only if nothing else can reach the port it talks to. On a hub, configurable-http-proxy
-        usually runs on loopback, where user code on the same machine (kernels of local spawners, batch jobs)
-        can connect to the hub's port as well and write any ``X-Forwarded-For``; on Kubernetes, user pods may
-        reach the hub (its API) from the same pod network as the proxy. Listing 127.0.0.1 or that network
-        lets such code choose its address, and so pass for a trusted network. Bind the hub where only the
-        proxy reaches it before you list the proxy.
+        List a proxy only if no untrusted client can reach the proxy itself, or the port behind it, from a
+        listed address. On a hub, configurable-http-proxy usually runs on loopback, where user code on the
+        same machine (kernels of local spawners, batch jobs) can connect to the proxy and to the hub's port and
+        write any ``X-Forwarded-For``; on Kubernetes, user pods may reach the hub from the proxy's pod
+        network. Listing 127.0.0.1 or that network there lets such code choose its address, and so pass for a
+        trusted network. With no proxy listed, keep loopback out of ``trusted_networks``: every request
+        through a proxy on this machine comes from it (the hub warns at start-up).
 
         .. warning:: Every address listed here can put words in a client's mouth.
 

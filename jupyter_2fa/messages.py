@@ -14,7 +14,8 @@ USE_ENROLLMENT = "No device is linked yet; use enrollment instead."
 NOTHING_PENDING = "There is no pending enrollment."
 NOTHING_TO_CANCEL = "There is no pending enrollment started in this browser to cancel."
 STARTED_ELSEWHERE = (
-    "This enrollment was started in another browser: confirm it there, or start again here (which voids it)."
+    "This enrollment was started elsewhere (another browser, the notebook or Lab panel, or a terminal): "
+    "finish it there, or start again here, which voids it."
 )
 CANCELLED = "The pending enrollment was cancelled. Nothing was linked."
 WRONG_NEW_CODE = "That code does not match the new device. Enter the code your app shows now."

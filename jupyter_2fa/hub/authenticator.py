@@ -36,36 +36,51 @@ NAV_TEMPLATES = str(Path(__file__).parent / "nav")
 
 
 WEAK_CRYPT_KEY = (
-    "JUPYTERHUB_CRYPT_KEY must hold 32-byte keys (64 hex digits or 43-44 base64 characters each, ';'-separated), "
-    "as JupyterHub itself requires; make one with `openssl rand -hex 32`"
+    "JUPYTERHUB_CRYPT_KEY must hold keys JupyterHub accepts, ';'-separated: 32 random bytes each, as 64 hex "
+    "digits, 44 base64 characters or 32 characters; make one with `openssl rand -hex 32`"
 )
+
+
+def crypt_key_bytes(key: str) -> bytes:
+    """The bytes one ``JUPYTERHUB_CRYPT_KEY`` key stands for, read as jupyter-2fa always has (so existing stores
+    stay readable); :data:`WEAK_CRYPT_KEY` for a key JupyterHub itself would refuse.
+
+    >>> len(crypt_key_bytes("00" * 32)), len(crypt_key_bytes("A" * 43 + "="))
+    (32, 32)
+    >>> crypt_key_bytes("hunter2")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: JUPYTERHUB_CRYPT_KEY must hold keys JupyterHub accepts...
+    """
+    try:
+        if len(key) == 64:
+            return bytes.fromhex(key)
+        if len(key) in (43, 44):
+            raw = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+            if len(raw) == 32:
+                return raw
+        elif len(key) == 32:  # JupyterHub takes it raw; jupyter-2fa has read it as base64 when it is that
+            try:
+                return base64.urlsafe_b64decode(key)
+            except ValueError:
+                return key.encode()
+    except ValueError:
+        pass
+    raise ValueError(WEAK_CRYPT_KEY)
 
 
 def fernet_keys_from_crypt_key(value: str) -> list[bytes]:
     """Fernet keys derived (HKDF-SHA256) from ``JUPYTERHUB_CRYPT_KEY``'s keys, so 2FA never reuses them as is.
 
-    Each key must be 32 random bytes: a short or guessable one would protect every TOTP secret with it.
-
     >>> len(fernet_keys_from_crypt_key("00" * 32 + ";" + "11" * 32))
     2
-    >>> fernet_keys_from_crypt_key("hunter2")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: JUPYTERHUB_CRYPT_KEY must hold 32-byte keys (...
     """
     keys = []
     for part in value.replace(",", ";").split(";"):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            raw = bytes.fromhex(part) if len(part) == 64 else base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-        except ValueError:
-            raise ValueError(WEAK_CRYPT_KEY) from None
-        if len(raw) != 32:
-            raise ValueError(WEAK_CRYPT_KEY)
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=CRYPT_KEY_INFO).derive(raw)
-        keys.append(base64.urlsafe_b64encode(derived))
+        if part.strip():
+            raw = crypt_key_bytes(part.strip())
+            derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=CRYPT_KEY_INFO).derive(raw)
+            keys.append(base64.urlsafe_b64encode(derived))
     if not keys:
         raise ValueError(WEAK_CRYPT_KEY)
     return keys
@@ -136,6 +151,25 @@ class TOTPAuthenticator(Host, Authenticator):
         crypt_key = self._crypt_key()
         if crypt_key is not None:
             fernet_keys_from_crypt_key(crypt_key)  # a weak key stops the hub here, not at the first login
+        self._warn_about_networks()
+
+    def _warn_about_networks(self) -> None:
+        """Behind configurable-http-proxy, every request's peer is the proxy: say so when that makes
+        ``trusted_networks`` let everyone in, or match no one."""
+        if not self.trusted_networks:
+            return
+        proxies_listed = bool(self.trusted_proxies)
+        if not proxies_listed and (self.in_trusted_network("127.0.0.1") or self.in_trusted_network("::1")):
+            self.log.critical(
+                "TwoFactorConfig.trusted_networks contains loopback, and no trusted_proxies are listed: behind "
+                "configurable-http-proxy on this machine every login comes from 127.0.0.1, so every login "
+                "skips the code. Remove loopback from trusted_networks (see trusted_proxies' help)."
+            )
+        elif not proxies_listed:
+            self.log.warning(
+                "TwoFactorConfig.trusted_networks is set but no trusted_proxies are: the hub sees its proxy's "
+                "address, so these networks match only clients that connect to the hub directly."
+            )
 
     def _crypt_key(self) -> str | None:
         """``JUPYTERHUB_CRYPT_KEY``, when the 2FA keys come from it (see ``use_crypt_key``)."""
@@ -182,7 +216,10 @@ class TOTPAuthenticator(Host, Authenticator):
         if result is None:
             return PasswordCheck(typed, False)
         returned = result.get("name", typed) if isinstance(result, dict) else (result or typed)
-        name = self.account_named(str(returned))
+        try:
+            name = str(self.normalize_username(str(returned)))
+        except KeyError:  # the system's user database failed us (sssd restarting?): never guess the account
+            return PasswordCheck(typed, False)
         authentication = result if isinstance(result, dict) else {"name": name}
         allowed = await maybe_future(self.check_blocked_users(name, authentication)) and await maybe_future(
             self.check_allowed(name, authentication)

@@ -41,6 +41,10 @@ def check_field(name: str, value: str) -> str:
         raise BadInput(f"field {name!r} is too long")
     if "\x00" in value:
         raise BadInput(f"field {name!r} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): no password checker could take it
+        raise BadInput(f"field {name!r} is not valid Unicode") from None
     return value
 
 
@@ -95,10 +99,11 @@ def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     ...
     jupyter_2fa.web.forms.BadInput: field 'code' given more than once
     """
-    fields = dict(pairs)
-    if len(fields) < len(pairs):
-        repeated = next(name for name, _ in pairs if sum(other == name for other, _ in pairs) > 1)
-        raise BadInput(f"field {repeated!r} given more than once")
+    fields: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise BadInput(f"field {name!r} given more than once")
+        fields[name] = value
     return fields
 
 

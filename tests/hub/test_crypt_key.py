@@ -15,10 +15,12 @@ STRONG = {
     "base64": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     "base64-unpadded": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("="),
     "two-keys": f"{secrets.token_bytes(32).hex()};{secrets.token_bytes(32).hex()}",
+    "32-characters": secrets.token_urlsafe(24),
 }
 WEAK = {
     "password": "hunter2",
-    "16-bytes-hex": secrets.token_bytes(16).hex(),
+    "16-bytes-hex-with-one-more": secrets.token_bytes(16).hex() + "0",
+    "31-characters": secrets.token_urlsafe(24)[:31],
     "31-bytes-base64": base64.urlsafe_b64encode(secrets.token_bytes(31)).decode(),
     "33-bytes-base64": base64.urlsafe_b64encode(secrets.token_bytes(33)).decode(),
     "separators-only": " ; , ",
@@ -39,7 +41,7 @@ def test_a_32_byte_key_is_taken(monkeypatch: pytest.MonkeyPatch, key: str) -> No
 def test_a_weak_key_stops_the_hub_at_start_up(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
     monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", key)
     monkeypatch.delenv("JUPYTER_2FA_KEYS", raising=False)
-    with pytest.raises(ValueError, match="32-byte keys") as refused:
+    with pytest.raises(ValueError, match="keys JupyterHub accepts") as refused:
         TOTPAuthenticator(config=DUMMY)
     assert str(refused.value) == WEAK_CRYPT_KEY
     assert key.strip(" ;,") == "" or key not in str(refused.value)  # the message never repeats the key

@@ -6,9 +6,14 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
+from jupyterhub.scopes import Scope
+from tornado import web
+
+from jupyter_2fa.hub.admin import AdminHandler
 
 from helpers.hub import Hub, enrolled_device, login_error, module_hub, twofa_api
 from helpers.totp import totp_step
@@ -180,3 +185,24 @@ def test_an_admin_of_some_users_acts_on_those_only(hub: Hub) -> None:
     assert twofa_api(hub, "GET", "grace").json()["enrolled"] is True
     assert twofa_api(hub, "DELETE", "frank", token=token).status_code == 204
     assert twofa_api(hub, "GET", "frank").json()["enrolled"] is False
+
+
+@pytest.mark.parametrize(
+    ("scopes", "allowed"),
+    [
+        pytest.param({"admin:users": Scope.ALL}, True, id="every-user"),
+        pytest.param({"admin:users": {"group": {"staff"}}}, False, id="a-group"),
+        pytest.param({"admin:users": {"user": {"frank"}}}, False, id="one-user"),
+        pytest.param({"read:users": Scope.ALL}, False, id="another-scope"),
+    ],
+)
+def test_a_filtered_scope_is_not_every_user(scopes: dict[str, object], allowed: bool) -> None:
+    """The guard the list and the page call, in-process, with the parsed scopes a JupyterHub 5.x needs_scope
+    would have let through (the suite's JupyterHub 6 already refuses them before it)."""
+    handler = SimpleNamespace(parsed_scopes=scopes)
+    if allowed:
+        AdminHandler.require_every_user(handler)  # type: ignore[arg-type]
+    else:
+        with pytest.raises(web.HTTPError) as refused:
+            AdminHandler.require_every_user(handler)  # type: ignore[arg-type]
+        assert refused.value.status_code == 403

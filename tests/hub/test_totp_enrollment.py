@@ -138,7 +138,7 @@ def test_only_the_browser_that_started_may_confirm(hub: Hub) -> None:
 
     stolen = hub.new_browser().post("/hub/2fa/enroll", {"action": "confirm", "username": "oscar", "code": code})
     assert stolen.status_code == 409, page_message(stolen)
-    assert "started in another browser" in (page_message(stolen) or "")
+    assert "started elsewhere" in (page_message(stolen) or "")
 
     mine = owner.post("/hub/2fa/enroll", {"action": "confirm", "username": "oscar", "code": code})
     assert mine.status_code == 200, page_message(mine)

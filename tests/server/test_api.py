@@ -392,6 +392,7 @@ BAD_BODIES: list[Any] = [
     pytest.param(lambda path: _fields(path, PASSWORD + "\x00"), 400, id="nul-in-string"),
     pytest.param(lambda path: _fields(path, "1" * 2000), 400, id="2000-chars"),
     pytest.param(lambda path: _fields(path, "1" * 1_000_000), 413, id="1MB-body"),
+    pytest.param(lambda path: _fields(path, "\ud800"), 400, id="lone-surrogate"),
     pytest.param(lambda path: b"[" * 30_000 + b"]" * 30_000, 400, id="deeply-nested-body"),
     pytest.param(lambda path: _fields(path, "@").replace(b'"@"', b"[" * 15_000 + b"]" * 15_000), 400, id="deep-field"),
     pytest.param(lambda path: b'{"%s": "1", "%s": "2"}' % ((POST_FIELDS[path][0].encode(),) * 2), 400, id="repeated"),

@@ -354,7 +354,7 @@ async def test_only_the_browser_that_started_may_confirm(
 
     stolen = await onlooker.confirm(code)
     assert stolen.code == 409, message(stolen)
-    assert "started in another browser" in message(stolen)
+    assert "started elsewhere" in message(stolen)
     assert not is_enrolled(gate)
     assert not login_of(onlooker.browser)
     assert pending_token(gate) is not None  # the owner's enrollment is untouched, and not counted as a failure
