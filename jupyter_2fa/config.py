@@ -19,7 +19,7 @@ from .core.audit import AuditSink, JsonlAuditLog, fan_out, logging_sink
 from .core.network import parse_networks
 from .core.oneshot import OneShotImages
 from .core.store import default_sqlite_url
-from .core.throttle import MAX_LOCKOUT_THRESHOLD
+from .core.throttle import MAX_LOCKOUT_THRESHOLD, GuessPolicy
 
 
 def parse_deadline(text: str) -> float:
@@ -97,10 +97,13 @@ class TwoFactorConfig(LoggingConfigurable):
     lockout_threshold = Int(
         10,
         config=True,
-        help=f"""Consecutive failed attempts after which an account is locked until an admin unlocks it.
+        help=f"""Consecutive second-factor failures after which an account is locked until an admin unlocks it.
 
-        Default 10, at most {MAX_LOCKOUT_THRESHOLD}. Wrong passwords, wrong codes, replayed codes and wrong
-        recovery codes all count; a success resets the count. Unlock with ``jupyter 2fa unlock USER``.
+        Default 10, at most {MAX_LOCKOUT_THRESHOLD}. Wrong, malformed and replayed codes and wrong recovery
+        codes count when the password was right (wrong passwords are slowed down by
+        ``password_backoff_max_seconds`` and ``source_lockout_threshold`` instead, so a stranger cannot lock
+        anyone out). Only a right second factor resets the count; the password alone never does. Unlock with
+        ``jupyter 2fa unlock USER``.
 
         .. warning:: Raising it gives a guesser more tries; with a window of 1, each try has about a
            3 in a million chance.
@@ -133,9 +136,46 @@ class TwoFactorConfig(LoggingConfigurable):
     backoff_max_seconds = Float(
         300.0,
         config=True,
-        help="""Longest back-off delay in seconds between two attempts. Default 300 (5 minutes).
+        help="""Longest back-off delay in seconds between two second-factor attempts. Default 300 (5 minutes).
 
         .. versionadded:: 0.1
+        """,
+    )
+
+    password_backoff_free_attempts = Int(
+        5,
+        config=True,
+        help="""Wrong passwords for one account name allowed without waiting, from any number of addresses;
+        after that each try waits ``backoff_base_seconds * 2**k`` seconds, capped at
+        ``password_backoff_max_seconds``. Wrong passwords never lock an account: someone without the
+        password can slow its owner down, not lock them out. Names that never logged in are counted too.
+
+        .. versionadded:: 0.2
+        """,
+    )
+
+    password_backoff_max_seconds = Float(
+        60.0,
+        config=True,
+        help="""Longest wait in seconds that wrong passwords can put between two login attempts of one account
+        name (or one source address). Default 60: the most a stranger can slow an owner down, and at most
+        1 440 password guesses a day at any one account, however many addresses the guesser has.
+
+        .. versionadded:: 0.2
+        """,
+    )
+
+    source_lockout_threshold = Int(
+        MAX_LOCKOUT_THRESHOLD,
+        config=True,
+        help=f"""Wrong passwords from one source address (an IPv4 address, or an IPv6 /64), for every account
+        name together, after which that source is refused until an hour passes without a failure from it.
+        Default and maximum {MAX_LOCKOUT_THRESHOLD} (NIST SP 800-63B's bound). The source also waits between
+        tries after 10 free ones, like an account name. Behind a proxy, list it in ``trusted_proxies`` so the
+        source is the client, not the proxy. Addresses in ``trusted_networks`` (often one NAT address for a
+        whole campus) are not counted as sources; their account names still are.
+
+        .. versionadded:: 0.2
         """,
     )
 
@@ -339,13 +379,14 @@ class TwoFactorConfig(LoggingConfigurable):
             raise TraitError("TwoFactorConfig.issuer must be non-empty and must not contain ':'")
         return issuer
 
-    @validate("digits", "period", "window", "lockout_threshold", "recovery_code_count")
+    @validate("digits", "period", "window", "lockout_threshold", "source_lockout_threshold", "recovery_code_count")
     def _validate_ranges(self, proposal: dict[str, Any]) -> int:
         limits = {
             "digits": (6, 8),
             "period": (10, 300),
             "window": (0, 10),
             "lockout_threshold": (1, MAX_LOCKOUT_THRESHOLD),
+            "source_lockout_threshold": (1, MAX_LOCKOUT_THRESHOLD),
             "recovery_code_count": (0, 100),
         }
         name = proposal["trait"].name
@@ -372,6 +413,13 @@ class TwoFactorConfig(LoggingConfigurable):
                 free_attempts=self.backoff_free_attempts,
                 base_delay=self.backoff_base_seconds,
                 max_delay=self.backoff_max_seconds,
+            ),
+            guessing=GuessPolicy(
+                free_attempts=self.password_backoff_free_attempts,
+                base_delay=self.backoff_base_seconds,
+                max_delay=self.password_backoff_max_seconds,
+                source_lockout_threshold=self.source_lockout_threshold,
+                exempt_sources=tuple(parse_networks(self.trusted_networks)),
             ),
             recovery_code_count=self.recovery_code_count,
             enrollment_lifetime=self.enrollment_lifetime,

@@ -78,3 +78,23 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def source_of(address: str | None) -> str | None:
+    """The unit a guessing source is counted in: one IPv4 address, or one IPv6 /64 (what a single host or
+    LAN is usually given, so a guesser cannot step through its own addresses). None when there is no address.
+
+    >>> source_of("2001:db8:1:2:aaaa::1"), source_of("::ffff:10.1.2.3"), source_of(None)
+    ('2001:db8:1:2::/64', '10.1.2.3', None)
+    """
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return address[:64]  # a unix socket or other non-IP peer: count it under its own name
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .throttle import ThrottlePolicy
+from .throttle import GuessPolicy, ThrottlePolicy
 from .totp import TOTPParameters
 
 
@@ -14,6 +14,7 @@ class Settings:
     totp: TOTPParameters = field(default_factory=TOTPParameters)
     window: int = 1
     throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    guessing: GuessPolicy = field(default_factory=GuessPolicy)
     recovery_code_count: int = 10
     enrollment_lifetime: float = 600.0
 

@@ -23,9 +23,9 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from .errors import StoreError
 from .files import check_private_file, create_private_file
 from .keys import Keyring
-from .throttle import ThrottlePolicy
+from .throttle import GuessPolicy, ThrottlePolicy
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _KEY_CHECK_TEXT = "jupyter-2fa key check"
 
 metadata = sa.MetaData()
@@ -73,6 +73,24 @@ recovery_codes = sa.Table(
     sa.Column("code_hash", sa.Text, nullable=False),
     sa.Column("used_at", sa.Float, nullable=True),
 )
+
+# Wrong passwords, counted per account name and per source (see GuessPolicy); keys come from the Verifier.
+guesses = sa.Table(
+    "jupyter_2fa_guesses",
+    metadata,
+    sa.Column("key", sa.String(320), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Float, nullable=True),
+    sa.Column("last_failure_at", sa.Float, nullable=False, index=True),
+)
+
+
+@dataclass(frozen=True)
+class GuessKeys:
+    """Where a wrong password is counted: its account name's key and, when the request has one, its source's."""
+
+    account: str
+    source: str | None = None
 
 
 _NO_PENDING: dict[str, Any] = dict(
@@ -214,13 +232,7 @@ class Store:
 
     def _ensure_row(self, conn: Connection, username: str) -> None:
         """INSERT the account's row unless it exists; concurrent callers for a new user both succeed."""
-        dialect = conn.dialect.name
-        if dialect == "postgresql":
-            conn.execute(postgresql_insert(accounts).values(username=username).on_conflict_do_nothing())
-        elif dialect == "sqlite":
-            conn.execute(sqlite_insert(accounts).values(username=username).on_conflict_do_nothing())
-        elif conn.execute(sa.select(accounts.c.username).where(accounts.c.username == username)).first() is None:
-            conn.execute(accounts.insert().values(username=username))
+        _insert_missing(conn, accounts, username=username)
 
     def _update(self, conn: Connection, username: str, *conditions: Any, **values: Any) -> bool:
         """UPDATE the account row if ``conditions`` hold; True when this caller changed it."""
@@ -293,6 +305,45 @@ class Store:
                 return None
             # The row stays write-locked until commit, so this reads exactly the count this UPDATE wrote.
             return int(conn.execute(sa.select(accounts.c.failures).where(accounts.c.username == username)).scalar_one())
+
+    def count_guess(self, keys: GuessKeys, wrong: bool, now: float, policy: GuessPolicy) -> float:
+        """Apply the wrong-password policy to one password check; returns 0 when the attempt may count.
+
+        While the name or the source must wait (or the source is blocked) the answer is the seconds left,
+        whether or not this password was right, and nothing is counted. Otherwise a wrong password is
+        counted against both keys, and a right one clears its name's count. Rows are forgotten
+        ``policy.forget_after`` seconds after their last failure, so typed-in names cannot grow the table
+        beyond what that window holds.
+        """
+        stale = now - policy.forget_after
+        keyed = [(keys.account, policy.account_delay), *([(keys.source, policy.source_delay)] if keys.source else [])]
+        with self._transaction() as conn:
+            if wrong:
+                for key, _ in keyed:
+                    _insert_missing(conn, guesses, key=key, failures=0, last_failure_at=now)
+            rows = conn.execute(
+                sa.select(guesses).where(guesses.c.key.in_([key for key, _ in keyed])).with_for_update()
+            ).mappings()
+            counts = {row["key"]: row for row in rows if row["last_failure_at"] > stale}
+            wait = max((row["next_attempt_at"] or now) - now for row in counts.values()) if counts else 0.0
+            source = counts.get(keys.source or "")
+            if source is not None and policy.source_blocked(source["failures"]):
+                wait = max(wait, source["last_failure_at"] + policy.forget_after - now)
+            if wait > 0:
+                return wait
+            if not wrong:
+                conn.execute(guesses.delete().where(guesses.c.key == keys.account))
+                return 0.0
+            for key, delay_after in keyed:
+                failures = (counts[key]["failures"] if key in counts else 0) + 1
+                delay = delay_after(failures)
+                conn.execute(
+                    guesses.update()
+                    .where(guesses.c.key == key)
+                    .values(failures=failures, next_attempt_at=now + delay if delay else None, last_failure_at=now)
+                )
+            conn.execute(guesses.delete().where(guesses.c.last_failure_at <= stale))
+        return 0.0
 
     def clear_failures(self, username: str) -> None:
         with self._transaction() as conn:
@@ -446,5 +497,22 @@ def _create_v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[accounts, recovery_codes])
 
 
+def _add_guesses_v2(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[guesses])
+
+
 # _MIGRATIONS[n] upgrades a store from schema version n to n + 1; append, never edit.
-_MIGRATIONS = [_create_v1]
+_MIGRATIONS = [_create_v1, _add_guesses_v2]
+
+
+def _insert_missing(conn: Connection, table: sa.Table, **values: Any) -> None:
+    """INSERT a row unless its primary key exists; concurrent callers for the same key both succeed."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(postgresql_insert(table).values(**values).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        conn.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
+    else:
+        key = table.primary_key.columns[0]
+        if conn.execute(sa.select(key).where(key == values[key.name])).first() is None:
+            conn.execute(table.insert().values(**values))

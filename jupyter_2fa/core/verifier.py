@@ -9,8 +9,10 @@ from enum import Enum
 from . import recovery
 from .audit import Action, AuditEvent, AuditSink, discard
 from .errors import StoreError
+from .network import in_networks, source_of
 from .settings import Settings
-from .store import Account, Store
+from .store import Account, GuessKeys, Store
+from .throttle import name_key
 from .totp import InvalidCode, looks_like_totp, matching_step, normalize_code
 
 
@@ -119,32 +121,53 @@ class Verifier:
         remote_addr: str | None = None,
         action: Action = Action.LOGIN,
     ) -> Verdict:
-        """A login where the password alone is enough (trusted network, optional rollout), throttled alike.
+        """A check where the password alone is enough (trusted network, optional rollout, an API call).
 
         ``reason`` says why no second factor was asked for ("trusted-network", "optional-policy"); it is audited.
+        A success clears nothing that a second factor counted: the password alone never buys more code guesses.
         """
         try:
-            if first_factor_ok:
-                # A right password gets the account a row, so later wrong ones are counted; wrong passwords
-                # for names without a row create nothing (no table growth from typed-in names).
+            refusal, account = self._check_password(username, first_factor_ok, now, remote_addr)
+            if refusal is not None:
+                verdict = refusal
+            elif account is None:
+                # A right password gets the account a row (named in the throttle, listed for admins); wrong
+                # passwords for names without a row create nothing.
                 self.store.ensure_account(username)
-            attempt = self.admit(username, now)
-            if attempt.refusal is not None:
-                verdict = attempt.refusal
+                verdict = Verdict(Outcome.ACCEPTED, reason)
             else:
-                verdict = (
-                    Verdict(Outcome.ACCEPTED, reason) if first_factor_ok else Verdict(Outcome.INVALID, "wrong-password")
-                )
-                self.settle(attempt, verdict, now, remote_addr)
+                verdict = self._locked(account) or Verdict(Outcome.ACCEPTED, reason)
         except StoreError:
             verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
         self._record(action, username, verdict, now, remote_addr)
         return verdict
 
-    def admit(self, username: str, now: float) -> Attempt:
-        """Count an attempt against ``username``'s throttle before anything about it is checked.
+    def _check_password(
+        self, username: str, first_factor_ok: bool, now: float, remote_addr: str | None
+    ) -> tuple[Verdict | None, Account | None]:
+        """Apply the wrong-password policy (:class:`GuessPolicy`); returns the refusal, if any, and the account.
 
-        A locked or waiting account gets its refusal here, before the attempt is looked at, so the answer is
+        A name or source that must wait gets the same refusal whether or not this password was right.
+        """
+        account = self.store.get(username)
+        policy = self.settings.guessing
+        source = None if in_networks(remote_addr, policy.exempt_sources) else source_of(remote_addr)
+        keys = GuessKeys(name_key(username, account is not None), source and f"source:{source}")
+        wait = self.store.count_guess(keys, not first_factor_ok, now, policy)
+        if wait > 0:
+            return Verdict(Outcome.THROTTLED, "throttled", retry_after=wait), account
+        if not first_factor_ok:
+            return Verdict(Outcome.INVALID, "wrong-password"), account
+        return None, account
+
+    def _locked(self, account: Account) -> Verdict | None:
+        return Verdict(Outcome.LOCKED, "locked") if self.settings.throttle.is_locked(account.failures) else None
+
+    def admit(self, username: str, now: float) -> Attempt:
+        """Count a second-factor attempt against ``username``'s throttle before the factor is checked.
+
+        Callers have checked the password first: only someone who knows it can spend these attempts. A
+        locked or waiting account gets its refusal here, before the attempt is looked at, so the answer is
         the same whether or not the code was right. An account without a row has nothing to throttle.
         """
         account = self.store.get(username)
@@ -160,11 +183,11 @@ class Verifier:
         return Attempt(current, current.failures, Verdict(Outcome.THROTTLED, "throttled", retry_after=wait))
 
     def settle(self, attempt: Attempt, verdict: Verdict, now: float, remote_addr: str | None) -> None:
-        """Clear the failure count after a success; write the lock event when this failure hit the limit."""
+        """Clear the failure count after a right second factor; write the lock event when this failure hit
+        the limit."""
         if attempt.account is None or attempt.refusal is not None:
             return
-        # An unenrolled user with the right password has passed everything there is to pass.
-        if verdict.ok or verdict.outcome is Outcome.NOT_ENROLLED:
+        if verdict.ok:
             self.store.clear_failures(attempt.account.username)
         elif attempt.failures == self.settings.throttle.lockout_threshold:
             lock = Verdict(Outcome.LOCKED, "too-many-failures")
@@ -173,22 +196,19 @@ class Verifier:
     def _verify(
         self, username: str, code: object, now: float, first_factor_ok: bool, remote_addr: str | None
     ) -> Verdict:
+        refusal, account = self._check_password(username, first_factor_ok, now, remote_addr)
+        if refusal is not None:
+            return refusal
+        if account is None or not account.enrolled:
+            return (account and self._locked(account)) or Verdict(Outcome.NOT_ENROLLED, "not-enrolled")
         attempt = self.admit(username, now)
-        account = attempt.account
         if attempt.refusal is not None:
             return attempt.refusal
-        if account is None or not account.enrolled:
-            verdict = (
-                Verdict(Outcome.NOT_ENROLLED, "not-enrolled")
-                if first_factor_ok
-                else Verdict(Outcome.INVALID, "wrong-password")
-            )
-        elif not first_factor_ok:
-            verdict = Verdict(Outcome.INVALID, "wrong-password")
-        elif isinstance(code, str) and looks_like_totp(code, self.settings.totp.digits):
-            verdict = self._check_totp(account, code, now)
+        assert attempt.account is not None
+        if isinstance(code, str) and looks_like_totp(code, self.settings.totp.digits):
+            verdict = self._check_totp(attempt.account, code, now)
         else:
-            verdict = self._check_recovery_code(account, code, now, remote_addr)
+            verdict = self._check_recovery_code(attempt.account, code, now, remote_addr)
         self.settle(attempt, verdict, now, remote_addr)
         return verdict
 

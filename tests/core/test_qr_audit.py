@@ -133,12 +133,14 @@ def run_audited_life(harness: Harness) -> tuple[list[tuple[Action, str, str]], s
     assert not ver.verify(USER, codes[0], now, remote_addr=ADDR).ok
     expect((Action.LOGIN, "failure", "wrong-code"))
 
-    # Three failures in a row (threshold 3): wrong password, malformed code, wrong code -> locked.
+    # A wrong password does not count toward the lock; three second-factor failures (threshold 3) do.
     harness.enrollment.unlock(USER, now)
     expect((Action.UNLOCK, "success", "admin"))
     assert not ver.verify(USER, app.code(now), now, first_factor_ok=False, remote_addr=ADDR).ok
     expect((Action.LOGIN, "failure", "wrong-password"))
     assert not ver.verify(USER, "12_345", now, remote_addr=ADDR).ok
+    expect((Action.LOGIN, "failure", "malformed-code"))
+    assert not ver.verify(USER, "Z" * 7, now, remote_addr=ADDR).ok
     expect((Action.LOGIN, "failure", "malformed-code"))
     wrong = wrong_code(app.secret, now)
     secrets.add(wrong)

@@ -177,6 +177,24 @@ def test_newer_schema_refused(store_url: str, keyring: Keyring) -> None:
     assert "upgrade jupyter-2fa" in message
 
 
+def test_a_version_1_store_is_upgraded_in_place(store_url: str, keyring: Keyring) -> None:
+    """Stores made before the wrong-password table existed gain it on open, keeping every account."""
+    harness = Harness(Store(store_url, keyring), FAST_SETTINGS)
+    enrolled = harness.enroll()
+    harness.store.close()
+    with scratch_engine(store_url) as engine, engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE jupyter_2fa_guesses"))
+        conn.execute(sa.text("UPDATE jupyter_2fa_meta SET value = '1' WHERE key = 'schema_version'"))
+    upgraded = Harness(Store(store_url, keyring), FAST_SETTINGS)
+    try:
+        assert upgraded.store.schema_version() == SCHEMA_VERSION == 2
+        now = T0 + 60
+        assert upgraded.verifier.verify(USER, enrolled.app.code(now), now).ok
+        assert not upgraded.verifier.verify(USER, "", now, first_factor_ok=False, remote_addr="192.0.2.1").ok
+    finally:
+        upgraded.store.close()
+
+
 def test_rotation_keeps_every_factor_working(make_harness: HarnessFactory, store_url: str) -> None:
     old, new = new_keyring("old"), new_keyring("new")
     first = make_harness(keys=old)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from jupyter_2fa.core import Action, CodeRejected, Outcome, Settings, ThrottlePolicy, Verdict
+from jupyter_2fa.core.network import parse_networks
+from jupyter_2fa.core.store import guesses
+from jupyter_2fa.core.throttle import GuessPolicy
 
 from helpers.core import PERIOD, T0, USER, App, Enrolled, Harness, HarnessFactory, wrong_code
 
@@ -75,8 +80,12 @@ def test_policy_threshold_limits_allowed(threshold: int) -> None:
 # -- through the verifier --------------------------------------------------------------------------------------------
 
 
-def settings(**policy: float) -> Settings:
-    return Settings(recovery_code_count=1, throttle=ThrottlePolicy(**policy))  # type: ignore[arg-type]
+def settings(guessing: GuessPolicy | None = None, **policy: float) -> Settings:
+    return Settings(
+        recovery_code_count=1,
+        throttle=ThrottlePolicy(**policy),  # type: ignore[arg-type]
+        guessing=guessing or GuessPolicy(),
+    )
 
 
 def failures(harness: Harness, username: str = USER) -> int:
@@ -107,17 +116,6 @@ def test_locks_exactly_at_the_limit(make_harness: HarnessFactory, threshold: int
         assert wrong == right == recovery == Verdict(Outcome.LOCKED, "locked")
     assert failures(harness) == threshold  # refused attempts are not counted further
     assert len([e for e in harness.events if e.action is Action.LOCK]) == 1
-
-
-def test_wrong_password_counts_and_locks_like_a_wrong_code(make_harness: HarnessFactory) -> None:
-    harness = make_harness(settings(lockout_threshold=3, free_attempts=3))
-    enrolled = harness.enroll()
-    now = T0 + PERIOD
-    for _ in range(3):
-        code = enrolled.app.code(now)
-        verdict = harness.verifier.verify(USER, code, now, first_factor_ok=False)
-        assert verdict == Verdict(Outcome.INVALID, "wrong-password")
-    assert harness.verifier.verify(USER, enrolled.app.code(now), now).outcome is Outcome.LOCKED
 
 
 def test_back_off_then_allowed_after_the_wait(make_harness: HarnessFactory) -> None:
@@ -206,6 +204,150 @@ def test_confirm_is_throttled_too(make_harness: HarnessFactory) -> None:
     with pytest.raises(CodeRejected) as caught:
         harness.enrollment.confirm(USER, app.code(T0), T0)
     assert caught.value.verdict == Verdict(Outcome.LOCKED, "locked")
+
+
+# -- wrong passwords: slowed down, never a lock ------------------------------------------------------------------
+
+
+def wrong_password(harness: Harness, now: float, username: str = USER, source: str | None = "192.0.2.1") -> Verdict:
+    return harness.verifier.verify(username, "000000", now, first_factor_ok=False, remote_addr=source)
+
+
+def guess_rows(harness: Harness) -> dict[str, int]:
+    with harness.store.engine.connect() as conn:
+        return {key: failures for key, failures in conn.execute(sa.select(guesses.c.key, guesses.c.failures))}
+
+
+def test_wrong_passwords_slow_the_name_but_never_lock_it(make_harness: HarnessFactory) -> None:
+    """A stranger's wrong passwords, from ever new addresses, cost the owner at most max_delay."""
+    policy = GuessPolicy(free_attempts=2, base_delay=1, max_delay=4)
+    harness = make_harness(settings(policy, lockout_threshold=3))
+    enrolled = harness.enroll()
+    now = T0 + PERIOD
+    # (seconds waited before this wrong password, its verdict)
+    script = [
+        (0, Verdict(Outcome.INVALID, "wrong-password")),
+        (0, Verdict(Outcome.INVALID, "wrong-password")),  # second failure: the next try waits 1 s
+        (0, Verdict(Outcome.THROTTLED, "throttled", retry_after=1.0)),
+        (1, Verdict(Outcome.INVALID, "wrong-password")),  # now 2 s
+        (2, Verdict(Outcome.INVALID, "wrong-password")),  # now 4 s, the cap
+        (4, Verdict(Outcome.INVALID, "wrong-password")),
+        (1, Verdict(Outcome.THROTTLED, "throttled", retry_after=3.0)),
+    ]
+    for n, (wait, expected) in enumerate(script):
+        now += wait
+        assert wrong_password(harness, now, source=f"198.51.100.{n}") == expected, n
+        if expected.outcome is Outcome.THROTTLED:
+            # While the name waits, the right password and code get the very same answer.
+            right = harness.verifier.verify(USER, enrolled.app.code(now), now, remote_addr="203.0.113.9")
+            assert right == expected, n
+    for _ in range(50):  # far past lockout_threshold: still only the capped wait
+        now += 4
+        assert wrong_password(harness, now).outcome is Outcome.INVALID
+    assert failures(harness) == 0
+    now += 4
+    assert harness.verifier.verify(USER, enrolled.app.code(now), now, remote_addr="203.0.113.9").ok
+    assert "account:ada" not in guess_rows(harness)  # the right password cleared the name's count
+
+
+def test_a_source_is_blocked_at_its_limit_and_forgiven_later(make_harness: HarnessFactory) -> None:
+    policy = GuessPolicy(free_attempts=100, source_free_attempts=100, source_lockout_threshold=5, forget_after=600)
+    harness = make_harness(settings(policy))
+    enrolled = harness.enroll()
+    now = T0 + PERIOD
+    for n in range(5):  # five names, one source
+        assert wrong_password(harness, now, username=f"user{n}").outcome is Outcome.INVALID
+    blocked = Verdict(Outcome.THROTTLED, "throttled", retry_after=600.0)
+    assert wrong_password(harness, now, username="user9") == blocked
+    # Blocked means blocked: the right password and code from that source get the same answer...
+    assert harness.verifier.verify(USER, enrolled.app.code(now), now, remote_addr="192.0.2.1") == blocked
+    # ...while the owner elsewhere is not affected, and logging in there does not unblock the source.
+    assert harness.verifier.verify(USER, enrolled.app.code(now), now, remote_addr="203.0.113.9").ok
+    assert wrong_password(harness, now + 599, username="user9").outcome is Outcome.THROTTLED
+    assert wrong_password(harness, now + 600, username="user9").outcome is Outcome.INVALID
+
+
+def test_trusted_networks_are_not_counted_as_sources(make_harness: HarnessFactory) -> None:
+    """One campus NAT address must not get every user on campus blocked; each name is still counted."""
+    campus = tuple(parse_networks(["192.0.2.0/24"]))
+    policy = GuessPolicy(free_attempts=1, base_delay=60, source_lockout_threshold=2, exempt_sources=campus)
+    harness = make_harness(settings(policy))
+    outcomes = [wrong_password(harness, T0, username=f"user{n}").outcome for n in range(10)]
+    assert outcomes == [Outcome.INVALID] * 10
+    assert wrong_password(harness, T0, username="user0").outcome is Outcome.THROTTLED
+    assert not [key for key in guess_rows(harness) if key.startswith("source:")]
+
+
+@pytest.mark.parametrize(
+    ("sources", "blocked_with"),
+    [
+        (["2001:db8:1:2::1", "2001:db8:1:2::2"], "2001:db8:1:2:ffff::1"),  # one /64 is one source
+        (["10.0.0.1", "::ffff:10.0.0.1"], "10.0.0.1"),  # IPv4-mapped is the same address
+    ],
+    ids=["ipv6-64", "ipv4-mapped"],
+)
+def test_addresses_of_one_source_share_its_count(
+    make_harness: HarnessFactory, sources: list[str], blocked_with: str
+) -> None:
+    policy = GuessPolicy(free_attempts=100, source_free_attempts=100, source_lockout_threshold=2)
+    harness = make_harness(settings(policy))
+    for n, source in enumerate(sources):
+        assert wrong_password(harness, T0, username=f"user{n}", source=source).outcome is Outcome.INVALID
+    assert wrong_password(harness, T0, username="other", source=blocked_with).outcome is Outcome.THROTTLED
+
+
+def test_names_without_an_account_are_throttled_in_bounded_buckets(make_harness: HarnessFactory) -> None:
+    """A name nobody has logged in as is throttled too, without a row per typed-in name."""
+    policy = GuessPolicy(free_attempts=2, base_delay=60, forget_after=3600)
+    harness = make_harness(settings(policy))
+    now = T0
+    verdicts = [wrong_password(harness, now, username="ghost", source=f"198.51.100.{n}").outcome for n in range(4)]
+    assert verdicts == [Outcome.INVALID, Outcome.INVALID, Outcome.THROTTLED, Outcome.THROTTLED]
+    assert harness.store.get("ghost") is None
+    for n in range(300):
+        wrong_password(harness, now, username=f"typed-{n}", source="192.0.2.1")
+    names = [key for key in guess_rows(harness) if not key.startswith("source:")]
+    assert all(key.startswith("name:") and len(key) == len("name:") + 4 for key in names)
+    assert len(names) <= 301
+    # An hour after their last failure, counts are forgotten and their rows pruned.
+    wrong_password(harness, now + 3601, username="late")
+    assert len(guess_rows(harness)) == 2
+
+
+def test_password_guess_count_is_exact_under_concurrency(make_harness: HarnessFactory) -> None:
+    harness = make_harness(settings(GuessPolicy(free_attempts=10, base_delay=100)))
+    harness.enroll()
+    start = threading.Barrier(50)
+
+    def guess(n: int) -> Outcome:
+        start.wait(timeout=60)
+        return wrong_password(harness, T0 + PERIOD, source=f"198.51.100.{n}").outcome
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        outcomes = Counter(pool.map(guess, range(50)))
+    assert outcomes == {Outcome.INVALID: 10, Outcome.THROTTLED: 40}
+    assert guess_rows(harness)["account:ada"] == 10
+
+
+# Every way the password alone can succeed; none of them may touch the second factor's count.
+PASSWORD_ALONE = {
+    "api": lambda h, now: h.verifier.verify_password_only(USER, True, now, "api"),
+    "trusted-network": lambda h, now: h.verifier.login(USER, "", now, first_factor_ok=True, trusted_network=True),
+}
+
+
+@pytest.mark.parametrize("success", PASSWORD_ALONE.values(), ids=PASSWORD_ALONE.keys())
+def test_password_alone_never_clears_code_failures(make_harness: HarnessFactory, success: Any) -> None:
+    harness = make_harness(settings(lockout_threshold=3, free_attempts=3))
+    enrolled = harness.enroll()
+    now = T0 + PERIOD
+    for n in range(1, 4):
+        assert fail(harness, enrolled, now).outcome is Outcome.INVALID
+        assert failures(harness) == n
+        verdict = success(harness, now)
+        assert verdict.ok or verdict == Verdict(Outcome.LOCKED, "locked")
+    assert harness.verifier.verify(USER, enrolled.app.code(now), now).outcome is Outcome.LOCKED
+    assert success(harness, now) == Verdict(Outcome.LOCKED, "locked")  # a lock holds for the password alone too
 
 
 # -- concurrency -----------------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from jupyter_2fa.core import (
     TOTPParameters,
     Verifier,
 )
+from jupyter_2fa.core.store import guesses
 from jupyter_2fa.core.totp import MAX_INPUT_LENGTH
 
 PERIOD = 30
@@ -242,3 +243,10 @@ def collect_resource_warnings() -> list[str]:
         gc.collect()
         gc.collect()
     return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def password_failures(store: Store, username: str) -> int:
+    """Wrong passwords counted against ``username``'s name (0 once they are cleared or forgotten)."""
+    with store.engine.connect() as conn:
+        count = conn.execute(sa.select(guesses.c.failures).where(guesses.c.key == f"account:{username}")).scalar()
+    return int(count or 0)

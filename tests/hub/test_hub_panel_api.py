@@ -31,6 +31,7 @@ c.TOTPAuthenticator.inner_authenticator_class = "shared-password"
 c.SharedPasswordAuthenticator.user_password = {PASSWORD!r}
 c.Authenticator.allow_all = True
 c.TwoFactorConfig.backoff_free_attempts = 2
+c.TwoFactorConfig.password_backoff_free_attempts = 2
 c.TwoFactorConfig.backoff_base_seconds = 60
 """
 
@@ -262,7 +263,7 @@ def test_confirming_a_new_device_ends_the_users_earlier_hub_sessions(
 
 def test_throttled_basic_credentials_get_retry_after(hub: Hub) -> None:
     auth = ("kim", PASSWORD)
-    assert user_api(hub, "GET", "status", auth=auth).status_code == 200  # an account the throttle counts for
+    assert user_api(hub, "GET", "status", auth=auth).status_code == 200
     for _ in range(2):
         assert user_api(hub, "GET", "status", auth=("kim", "wrong")).status_code == 403
     throttled = user_api(hub, "GET", "status", auth=auth)

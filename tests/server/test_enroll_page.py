@@ -306,18 +306,19 @@ async def test_wrong_password_starts_nothing(
 
 @pytest.mark.parametrize(
     "gate_config",
-    [{"TwoFactorConfig": {"lockout_threshold": 2, "help_text": "Call the research desk on 555-0100."}}],
+    [{"TwoFactorConfig": {"lockout_threshold": 2, "password_backoff_free_attempts": 2, "backoff_base_seconds": 60}}],
     indirect=True,
 )
-async def test_wrong_passwords_lock_the_account(page: EnrollPage, gate: TOTPIdentityProvider) -> None:
+async def test_wrong_passwords_slow_enrollment_down_never_lock(page: EnrollPage, gate: TOTPIdentityProvider) -> None:
     for _ in range(2):
         assert (await page.start(WRONG_PASSWORD)).code == 401
-    locked = await page.start(PASSWORD)
-    assert locked.code == 403
-    assert "locked" in message(locked)
-    assert "Call the research desk on 555-0100." in message(locked)
-    assert shows_no_secret(locked)
+    throttled = await page.start(PASSWORD)  # the right password waits too: the answer must not tell
+    assert throttled.code == 429
+    assert "Wait 60 s" in message(throttled)
+    assert shows_no_secret(throttled)
     assert pending_token(gate) is None
+    account = gate.enrollment.store.get(gate.username)
+    assert account is not None and account.failures == 0
 
 
 async def test_post_without_xsrf_is_refused(page: EnrollPage, gate: TOTPIdentityProvider) -> None:

@@ -90,11 +90,13 @@ EXPECTED_SEQUENCE: list[Triple] = [
     # a failed login, then a successful one
     ("login", "failure", "wrong-code"),
     ("login", "success", "totp"),
-    # two wrong passwords lock the account (threshold 2; the lock is written while the second is decided,
-    # just before its login event); the right factors are then refused
+    # a wrong password is logged but does not count toward the lock; two wrong codes with the right password
+    # lock the account (threshold 2; the lock is written while the second is decided, just before its login
+    # event); the right factors are then refused
     ("login", "failure", "wrong-password"),
+    ("login", "failure", "wrong-code"),
     ("lock", "failure", "too-many-failures"),
-    ("login", "failure", "wrong-password"),
+    ("login", "failure", "wrong-code"),
     ("login", "failure", "locked"),
     # an admin unlocks (core, not HTTP), then a recovery code logs in, then logout
     ("unlock", "success", "admin"),
@@ -131,8 +133,9 @@ async def test_every_decision_is_audited_without_secrets(
     other = new_browser()
     next_code = totp.at(time.time() + 30)
     secrets.add(next_code)
+    assert (await other.login(WRONG_PASSWORD, next_code)).code == 401
     for _ in range(2):
-        assert (await other.login(WRONG_PASSWORD, next_code)).code == 401
+        assert (await other.login(PASSWORD, wrong)).code == 401
     locked = await other.login(PASSWORD, next_code)
     assert locked.code == 403, login_message(locked)
 

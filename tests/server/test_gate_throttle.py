@@ -22,8 +22,11 @@ LOCK_AFTER_THREE = {
 async def test_lock_refuses_even_the_right_factors_until_unlocked(
     new_browser: Callable[[], Browser], enrolled: EnrolledAccount, gate: TOTPIdentityProvider
 ) -> None:
-    for attempt in range(3):
+    for attempt in range(4):  # wrong passwords are not second-factor failures: they never lock
         response = await new_browser().login(WRONG_PASSWORD, enrolled.code_at(0))
+        assert response.code == 401, attempt
+    for attempt in range(3):
+        response = await new_browser().login(PASSWORD, "000000")
         assert response.code == 401, attempt
 
     right = await new_browser().login(PASSWORD, enrolled.fresh_code())
@@ -47,9 +50,9 @@ async def test_lock_refuses_even_the_right_factors_until_unlocked(
 async def test_back_off_after_the_free_attempts_says_when_to_retry(
     new_browser: Callable[[], Browser], enrolled: EnrolledAccount
 ) -> None:
-    # Defaults: 3 free attempts, then 1 s, 2 s, ... between attempts.
+    # Defaults: 3 free second-factor attempts, then 1 s, 2 s, ... between attempts.
     for attempt in range(3):
-        response = await new_browser().login(WRONG_PASSWORD, enrolled.code_at(0))
+        response = await new_browser().login(PASSWORD, "000000")
         assert response.code == 401, attempt
 
     fourth = await new_browser().login(PASSWORD, enrolled.fresh_code())
@@ -64,7 +67,7 @@ async def test_back_off_passes_and_the_right_factors_then_work(
     new_browser: Callable[[], Browser], enrolled: EnrolledAccount
 ) -> None:
     for _ in range(3):
-        assert (await new_browser().login(WRONG_PASSWORD, enrolled.code_at(0))).code == 401
+        assert (await new_browser().login(PASSWORD, "000000")).code == 401
     code = enrolled.fresh_code()
     throttled = await new_browser().login(PASSWORD, code)
     assert throttled.code == 429
