@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from .errors import StoreError
 from .files import check_private_file, create_private_file
 from .keys import Keyring
-from .throttle import GuessPolicy, ThrottlePolicy
+from .throttle import GuessPolicy, ThrottlePolicy, name_key
 
 SCHEMA_VERSION = 2
 _KEY_CHECK_TEXT = "jupyter-2fa key check"
@@ -350,7 +350,9 @@ class Store:
             self._update(conn, username, failures=0, next_attempt_at=None)
 
     def unlock(self, username: str) -> bool:
+        """Clear every failure counted against ``username``: the second factor's and its name's wrong passwords."""
         with self._transaction() as conn:
+            conn.execute(guesses.delete().where(guesses.c.key == name_key(username, has_account=True)))
             return self._update(conn, username, failures=0, next_attempt_at=None)
 
     # -- second factor ------------------------------------------------------------------------------------

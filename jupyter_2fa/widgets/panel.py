@@ -6,8 +6,11 @@ What the panel guarantees about secrets, and how:
   and shows ``<img src=qr_url>``: a picture of the QR code and key that the user's browser session may fetch
   once, within 60 seconds. A saved notebook (widget state included) can hold at most that dead link, and the
   panel clears even that when the step ends (confirmed, cancelled, expired) or the panel closes.
-- The password and codes typed into the panel are read and the fields emptied on every button press; the
-  password is kept in kernel memory only between starting a link and confirming or cancelling it.
+- The password and codes typed into the panel never stay in the widget state: each field hands its value to the
+  kernel as it arrives (when the field loses focus) and is emptied at once (``fields.SecretText``). Saved at any
+  moment after that reply, a notebook holds none of them; docs/security.md ("The notebook panel's password")
+  gives the window before it. The kernel keeps them until the next button press, and the password also between
+  starting a link and confirming or cancelling it.
 - Recovery codes are shown once, in the panel only (never returned to the notebook), and cleared when the user
   says they have stored them or closes the panel.
 """
@@ -23,6 +26,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from .client import ClientError, Endpoint, TwoFactorClient
+from .fields import SecretPassword, SecretText
 
 INSTRUCTIONS = """
 <ol>
@@ -38,6 +42,8 @@ STORE_CODES_NOW = (
     "<p><b>Store these recovery codes now</b> (a password manager, or printed and kept safe). Each one logs you "
     "in once if you lose your phone. They are shown only this once and every earlier code no longer works.</p>"
 )
+# What an emptied field shows once the kernel holds what was typed into it ("{}": what was typed).
+HELD = "{} received (type it again to change it)"
 SIGNED_OUT = (
     "Your new device is linked. For your safety every session of your account was signed out, this one "
     "included. Your unsaved changes stay in this tab: open the login page in a new tab, log in with your "
@@ -48,13 +54,6 @@ SIGNED_OUT = (
 def _text_message(text: str, kind: str) -> str:
     colour = {"error": "var(--jp-error-color1, #c62828)", "info": "var(--jp-success-color1, #2e7d32)"}[kind]
     return f'<p style="color: {colour}">{html.escape(text)}</p>'
-
-
-def take(field: widgets.Text) -> str:
-    """A typed-in value, emptying the field (so no saved widget state keeps it)."""
-    value = str(field.value)
-    field.value = ""
-    return value
 
 
 class EnrollmentPanel(widgets.VBox):
@@ -80,18 +79,24 @@ class EnrollmentPanel(widgets.VBox):
         self.relink_button = self._button("Re-link a device", self._ask_relink)
         self.recovery_button = self._button("New recovery codes", self._ask_regenerate)
         self.refresh_button = self._button("Refresh", lambda: self.refresh())
-        self.password = widgets.Password(description="Password", placeholder="your Jupyter password")
-        self.otp = widgets.Text(description="Code", placeholder="code from the app, or a recovery code")
+        self.password = SecretPassword(
+            description="Password", placeholder="your Jupyter password", held_placeholder=HELD.format("password")
+        )
+        self.otp = SecretText(
+            description="Code",
+            placeholder="code from the app, or a recovery code",
+            held_placeholder=HELD.format("code"),
+        )
         self.continue_button = self._button("Continue", self._continue, "primary")
         self.cancel_button = self._button("Cancel", self._cancel)
         self.instructions = widgets.HTML()
         self.qr = widgets.HTML()
-        self.code = widgets.Text(description="Code", placeholder="6-digit code from the app")
+        self.code = SecretText(
+            description="Code", placeholder="6-digit code from the app", held_placeholder=HELD.format("code")
+        )
         self.confirm_button = self._button("Confirm", self._confirm, "primary")
         self.recovery_codes = widgets.HTML()
         self.stored_button = self._button("I have stored them", self._stored)
-        for field in (self.password, self.otp, self.code):
-            field.continuous_update = False
         # Boxes made once: a step's widgets keep their views, so the QR picture is never fetched twice.
         self.menu_buttons = widgets.HBox()
         self.form_buttons = widgets.HBox([self.continue_button, self.cancel_button])
@@ -196,7 +201,7 @@ class EnrollmentPanel(widgets.VBox):
         self._show("regenerate", info="Enter your password and a code from your device to get new recovery codes.")
 
     def _continue(self) -> None:
-        step, password, otp = self.step, take(self.password), take(self.otp)
+        step, password, otp = self.step, self.password.take(), self.otp.take()
         if not password:
             self._show(step, error="Enter your password.")
             return
@@ -218,7 +223,7 @@ class EnrollmentPanel(widgets.VBox):
         self._show("scan")
 
     def _confirm(self) -> None:
-        code = take(self.code)
+        code = self.code.take()
         if not code:
             self._show("scan", error="Enter the 6-digit code your app shows.")
             return
@@ -243,8 +248,8 @@ class EnrollmentPanel(widgets.VBox):
             self.refresh()
             self.message.value = _text_message("Cancelled: nothing was linked.", "info")
             return
-        take(self.password)
-        take(self.otp)
+        self.password.take()
+        self.otp.take()
         self.refresh()
 
     def _show_codes(self, codes: list[str], info: str) -> None:
@@ -296,11 +301,13 @@ class EnrollmentPanel(widgets.VBox):
         self._password = ""
         self.qr.value = ""
         self.instructions.value = ""
-        take(self.code)
+        self.code.take()
 
     def close(self) -> None:
         """Closing the panel forgets everything it was showing, in the kernel and in the browser."""
         self._end_linking()
+        self.password.take()
+        self.otp.take()
         self.recovery_codes.value = ""
         for child in vars(self).values():
             if isinstance(child, widgets.Widget) and child is not self:

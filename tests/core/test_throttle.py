@@ -180,6 +180,12 @@ def test_unlock_resets(make_harness: HarnessFactory, via: str) -> None:
     assert account is not None
     assert (account.failures, account.next_attempt_at) == (0, None)
     assert harness.verifier.verify(USER, enrolled.app.code(now + 60), now + 60).ok
+    # It clears the name's wrong passwords too.
+    for _ in range(3):
+        wrong_password(harness, now + 60)
+    assert "account:ada" in guess_rows(harness)
+    assert harness.store.unlock(USER)
+    assert "account:ada" not in guess_rows(harness)
     # Unlocking someone who does not exist changes nothing and says so.
     assert harness.enrollment.unlock("nobody", now) is False
     assert harness.store.unlock("nobody") is False

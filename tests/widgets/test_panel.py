@@ -10,10 +10,11 @@ import http.server
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from ipywidgets import Widget
 
 from jupyter_2fa.endpoints import API_URL_ENV, STATUS_TOKEN_ENV, STATUS_TOKEN_HEADER
 from jupyter_2fa.widgets import ClientError, Endpoint, EnrollmentPanel, TwoFactorClient
@@ -21,6 +22,8 @@ from jupyter_2fa.widgets import ClientError, Endpoint, EnrollmentPanel, TwoFacto
 from helpers.ports import free_port
 from helpers.totp import Device
 from helpers.widgets import PASSWORD, GateServer, WebUser, enroll_over_api, manual_key
+
+from .test_fields import BrowserLine
 
 OPTIONAL = 'c.TwoFactorConfig.enrollment_policy = "optional"\n'
 
@@ -94,6 +97,44 @@ def test_link_a_first_device(gate_server: GateServer) -> None:
     assert panel.status["enrolled"] is True and panel.status["recovery_codes_left"] == 10
     assert panel.relink_button in panel.menu_buttons.children
     assert WebUser(gate_server.url).login(device.next_code()).status_code == 302
+
+
+def all_widget_states(panel: EnrollmentPanel) -> str:
+    """Every widget of the panel as its state goes to the browser (what a saved notebook can hold)."""
+    children = [child for child in vars(panel).values() if isinstance(child, Widget)]
+    return repr([panel.get_state(), *(child.get_state() for child in children)])
+
+
+def set_in_a_notebook_cell(panel: EnrollmentPanel, password: str) -> None:
+    panel.password.value = password
+
+
+def typed_in_the_browser(panel: EnrollmentPanel, password: str) -> None:
+    line = BrowserLine()
+    panel.password.comm = line
+    line.leave_field(password)
+
+
+@pytest.mark.parametrize(
+    "arrive",
+    [pytest.param(set_in_a_notebook_cell, id="set-in-a-notebook-cell"), pytest.param(typed_in_the_browser, id="typed")],
+)
+@pytest.mark.parametrize("gate_server", [AS_ROLLOUT], indirect=True)
+def test_the_password_leaves_the_widget_state_yet_reaches_the_api(
+    gate_server: GateServer, arrive: Callable[[EnrollmentPanel, str], None]
+) -> None:
+    panel = EnrollmentPanel(client=gate_server.panel_client())
+    panel.link_button.click()
+
+    arrive(panel, PASSWORD)
+
+    assert PASSWORD not in all_widget_states(panel)
+    assert panel.password.value == "" and panel.password.placeholder.startswith("password received")
+    panel.continue_button.click()
+    assert panel.step == "scan", message(panel)  # the API took the password that the kernel held
+    assert PASSWORD not in all_widget_states(panel)
+    panel.cancel_button.click()
+    assert panel.password.placeholder == "your Jupyter password"
 
 
 @pytest.mark.parametrize("gate_server", [AS_ROLLOUT], indirect=True)
