@@ -12,6 +12,9 @@ ALREADY_LINKED = "A device is already linked; add its current code to re-link."
 USE_RELINK = "A device is already linked; use relink with your current code."
 USE_ENROLLMENT = "No device is linked yet; use enrollment instead."
 NOTHING_PENDING = "There is no pending enrollment."
+RELINK_CANCEL_NEEDS_CODE = (
+    "A re-link replaces a working device: to cancel it, add a current code from that device (or a recovery code)."
+)
 NOTHING_TO_CANCEL = "There is no pending enrollment started in this browser to cancel."
 STARTED_ELSEWHERE = (
     "This enrollment was started elsewhere (another browser, the notebook or Lab panel, or a terminal): "

@@ -131,7 +131,7 @@ class Enrollment:
     ) -> float:
         """Start replacing an active factor; needs the current code or a recovery code (and the password,
         which the caller checked). The old factor keeps working until the new one is confirmed."""
-        self._prove_factor(Action.RELINK, username, code, now, remote_addr, first_factor_ok)
+        self.prove_factor(Action.RELINK, username, code, now, remote_addr, first_factor_ok)
         expires_at = now + self.settings.enrollment_lifetime
         if not self.store.set_pending(username, new_secret(), expires_at, relink=True):
             raise NotEnrolled(f"{username} has no active second factor to replace")
@@ -207,7 +207,7 @@ class Enrollment:
         first_factor_ok: bool = True,
     ) -> list[str]:
         """Replace every recovery code after a current TOTP code (or a recovery code) was accepted."""
-        self._prove_factor(Action.RECOVERY_CODES_REGENERATED, username, code, now, remote_addr, first_factor_ok)
+        self.prove_factor(Action.RECOVERY_CODES_REGENERATED, username, code, now, remote_addr, first_factor_ok)
         codes = recovery.new_codes(self.settings.recovery_code_count)
         self.store.replace_recovery_codes(username, [recovery.hash_code(c) for c in codes])
         self._audit(Action.RECOVERY_CODES_REGENERATED, username, "success", "regenerated", now, remote_addr)
@@ -226,7 +226,7 @@ class Enrollment:
             self._audit(Action.UNLOCK, username, "success", "admin", now, None)
         return done
 
-    def _prove_factor(
+    def prove_factor(
         self,
         action: Action,
         username: str,

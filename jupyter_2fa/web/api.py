@@ -128,7 +128,9 @@ class EnrollmentAPI(LinkingAPI):
     @answered
     async def delete(self) -> None:
         caller = await self.caller()
-        if not linking.cancel(self, caller.name):
+        # A session that logged in with the second factor has shown the device; anyone else shows it now.
+        otp = None if self.second_factor_proven(caller) else self.json_fields("otp")["otp"]
+        if not linking.cancel(self, caller.name, otp):
             raise Refused(404, NOTHING_PENDING)
         self.set_status(204)
         self.finish()

@@ -36,6 +36,9 @@ def authenticated(verb: Verb) -> Verb:
     return cast(Verb, web.authenticated(verb))
 
 
+SECOND_FACTORS = frozenset({"totp", "recovery-code"})  # the session factors that showed the device
+
+
 @dataclass(frozen=True)
 class Caller:
     """Whose account an API request acts on, and whether it was proven by per-request credentials (HTTP
@@ -82,6 +85,10 @@ class FlowHandler(web.RequestHandler):
     def session_of(self, caller: Caller) -> tuple[str | None, float | None]:
         """The factor and end time of the caller's session, for ``GET status`` (None where the host has none)."""
         raise NotImplementedError
+
+    def second_factor_proven(self, caller: Caller) -> bool:
+        """Whether the caller's browser session was opened with a second factor (not the password alone)."""
+        return self.session_of(caller)[0] in SECOND_FACTORS
 
     def device_linked(self, caller: Caller) -> None:
         """A new device is active: end the account's older sessions, and give this browser a fresh one where

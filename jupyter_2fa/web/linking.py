@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import time
 
-from ..core import Provisioning
+from ..core import Action, Provisioning
+from ..messages import RELINK_CANCEL_NEEDS_CODE
 from .handler import Caller, FlowHandler
 from .host import PasswordCheck
+from .refusals import Refused
 
 
 def start(handler: FlowHandler, check: PasswordCheck, otp: str) -> Provisioning:
@@ -29,11 +31,23 @@ def confirm(handler: FlowHandler, caller: Caller, code: str) -> list[str]:
     return codes
 
 
-def cancel(handler: FlowHandler, name: str) -> bool:
-    """Drop the pending enrollment (and its one-time picture); False when there was none."""
+def cancel(handler: FlowHandler, name: str, otp: str | None = None) -> bool:
+    """Drop the pending enrollment (and its one-time picture); False when there was none.
+
+    ``otp`` is None when the caller is already bound to this enrollment (the browser that started it). Any
+    other caller may cancel a first link with what proved them (their password or session), but a re-link
+    replaces a working device, so cancelling it needs that device's current code (or a recovery code),
+    checked and throttled like a login; :class:`CodeRejected` when it is missing or wrong.
+    """
     host = handler.host
+    now, address = time.time(), host.client_address(handler)
+    account = host.enrollment.store.get(name)
+    if otp is not None and account is not None and account.pending_relink:
+        if not otp:
+            raise Refused(403, RELINK_CANCEL_NEEDS_CODE)
+        host.enrollment.prove_factor(Action.ENROLLMENT_CANCELLED, name, otp, now, address, first_factor_ok=True)
     host.one_shot_images.discard(name)
-    return host.enrollment.cancel(name, time.time(), host.client_address(handler))
+    return host.enrollment.cancel(name, now, address)
 
 
 def new_recovery_codes(handler: FlowHandler, check: PasswordCheck, otp: str) -> list[str]:

@@ -24,7 +24,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
 from jupyter_2fa.core.audit import Action, AuditEvent
 from jupyter_2fa.endpoints import API_URL_ENV, STATUS_TOKEN_ENV, STATUS_TOKEN_HEADER
-from jupyter_2fa.messages import INVALID
+from jupyter_2fa.messages import INVALID, RELINK_CANCEL_NEEDS_CODE
 from jupyter_2fa.server import TOTPIdentityProvider
 
 from helpers.core import password_failures
@@ -538,3 +538,55 @@ async def test_the_extension_tells_its_kernels_where_the_api_is(
     response = await AsyncHTTPClient().fetch(url + "status", headers={STATUS_TOKEN_HEADER: token}, raise_error=False)
     assert response.code == 200, body_text(response)
     assert json_body(response)["username"] == gate.username
+
+
+# -- cancelling a re-link needs the device it would keep ---------------------------------------------------------
+
+
+async def cancel_relink(client: Browser, body: dict[str, str] | None) -> HTTPResponse:
+    if body is None:
+        return await client.request(ENROLLMENT, method="DELETE")
+    return await client.request(ENROLLMENT, method="DELETE", body=json.dumps(body))
+
+
+@pytest.mark.parametrize(
+    ("otp", "status", "message"),
+    [
+        pytest.param(None, 403, RELINK_CANCEL_NEEDS_CODE, id="no-body"),
+        pytest.param("", 403, RELINK_CANCEL_NEEDS_CODE, id="empty-code"),
+        pytest.param("wrong", 403, INVALID, id="wrong-code"),
+        pytest.param("right", 204, None, id="current-code"),
+        pytest.param("recovery", 204, None, id="recovery-code"),
+    ],
+)
+async def test_a_relink_is_cancelled_only_with_the_current_factor(
+    new_browser: Callable[[], Browser],
+    gate: TOTPIdentityProvider,
+    enrolled: EnrolledAccount,
+    otp: str | None,
+    status: int,
+    message: str | None,
+) -> None:
+    """Whoever holds the password alone (a kernel's Basic credentials) cannot cancel a re-link started
+    elsewhere: the owner's new device would silently not be linked."""
+    client = kernel(new_browser, Authorization=basic(PASSWORD))
+    started = await send(client, "POST", RELINK, {"password": PASSWORD, "otp": enrolled.fresh_code()})
+    assert started.code == 201, body_text(started)
+    codes = {"wrong": "000000", "right": enrolled.fresh_code(), "recovery": enrolled.recovery_codes[0]}
+    response = await cancel_relink(client, None if otp is None else {"otp": codes.get(otp, otp)})
+    assert response.code == status, body_text(response)
+    if message is not None:
+        assert json_body(response)["message"] == message
+    assert (account_of(gate).pending_secret is None) is (status == 204)
+    assert account_of(gate).enrolled
+
+
+async def test_a_two_factor_session_cancels_its_relink_without_a_code(
+    browser: Browser, gate: TOTPIdentityProvider, enrolled: EnrolledAccount
+) -> None:
+    assert (await browser.login(PASSWORD, enrolled.fresh_code())).code == 302
+    started = await browser.post_json(RELINK, {"password": PASSWORD, "otp": enrolled.recovery_codes[0]})
+    assert started.code == 201, body_text(started)
+    cancelled = await browser.delete(ENROLLMENT)
+    assert cancelled.code == 204, body_text(cancelled)
+    assert account_of(gate).pending_secret is None
