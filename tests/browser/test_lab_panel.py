@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, Route, expect
 
+from jupyter_2fa.widgets.panel import HELD
+
 from helpers.browser import PASSWORD, LabServer
 from helpers.totp import Device
 from helpers.widgets import enroll_over_api, manual_key
@@ -123,11 +125,11 @@ def _walk_through(page: Page, url: str, device: Device, shots: Path) -> None:
 # -- the password never in a saved notebook ------------------------------------------------------------------
 
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
-HELD_PASSWORD = "password received (type it again to change it)"
+HELD_PASSWORD = HELD.format("password")
 TOOLBAR_SAVE = '.jp-NotebookPanel-toolbar [data-jp-item-name="save"]'
 # Ctrl+S sent to the page itself: Lab's key binding runs the same save as the toolbar button, and the focus stays
 # in the field, as when autosave saves while the user types. (A Ctrl+S typed inside the field never reaches Lab:
-# ipywidgets stops the field's keys.)
+# ipywidgets stops the field's key presses.)
 SAVE_KEEPING_FOCUS_JS = """() => {
   const key = {key: "s", code: "KeyS", keyCode: 83, ctrlKey: true, bubbles: true, cancelable: true};
   document.body.dispatchEvent(new KeyboardEvent("keydown", key));
@@ -152,11 +154,17 @@ IDLE_ROUNDS = 10
 IDLE_WINDOW_MS = 1_000  # far above the tens of ms measured on a 2-core CI machine: a hang, not a slow run
 
 
+def write_user_settings(plugin: str, values: dict[str, Any]) -> None:
+    """Lab user settings of ``plugin`` ("package:name"), as the Settings menu writes them; read as Lab loads."""
+    package, name = plugin.split(":")
+    folder = Path(os.environ["JUPYTER_CONFIG_DIR"]) / "lab" / "user-settings" / package
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.jupyterlab-settings").write_text(json.dumps(values))
+
+
 def save_widget_state() -> None:
-    """Turn "Save Widget State Automatically" on, as the Settings menu does (a user setting, read as Lab loads)."""
-    folder = Path(os.environ["JUPYTER_CONFIG_DIR"]) / "lab" / "user-settings" / "@jupyter-widgets"
-    (folder / "jupyterlab-manager").mkdir(parents=True)
-    (folder / "jupyterlab-manager" / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": True}))
+    """Turn "Save Widget State Automatically" on."""
+    write_user_settings("@jupyter-widgets/jupyterlab-manager:plugin", {"saveState": True})
 
 
 def save(page: Page, path: Path, *, keep_focus: bool = False) -> str:
@@ -252,9 +260,7 @@ def test_the_residual_window_in_a_real_browser(
     (default: a subshell per comm target, with ipykernel >= 7) decides whether the reply waits for that cell.
     """
     save_widget_state()
-    settings = Path(os.environ["JUPYTER_CONFIG_DIR"]) / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True, exist_ok=True)
-    (settings / "kernels-settings.jupyterlab-settings").write_text(json.dumps({"commsOverSubshells": comms}))
+    write_user_settings("@jupyterlab/apputils-extension:kernels-settings", {"commsOverSubshells": comms})
     in_subshells = comms != "disabled"
     path = tmp_path / "notebooks" / "panel.ipynb"
     path.write_text(notebook(PANEL_CELL, BUSY_CELL))

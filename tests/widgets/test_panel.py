@@ -23,8 +23,6 @@ from helpers.ports import free_port
 from helpers.totp import Device
 from helpers.widgets import PASSWORD, GateServer, WebUser, enroll_over_api, manual_key
 
-from .test_fields import BrowserLine
-
 OPTIONAL = 'c.TwoFactorConfig.enrollment_policy = "optional"\n'
 
 
@@ -105,14 +103,12 @@ def all_widget_states(panel: EnrollmentPanel) -> str:
     return repr([panel.get_state(), *(child.get_state() for child in children)])
 
 
-def set_in_a_notebook_cell(panel: EnrollmentPanel, password: str) -> None:
-    panel.password.value = password
+def set_in_a_notebook_cell(panel: EnrollmentPanel, browser_line: Callable[[Widget], Any]) -> None:
+    panel.password.value = PASSWORD
 
 
-def typed_in_the_browser(panel: EnrollmentPanel, password: str) -> None:
-    line = BrowserLine()
-    panel.password.comm = line
-    line.leave_field(password)
+def typed_in_the_browser(panel: EnrollmentPanel, browser_line: Callable[[Widget], Any]) -> None:
+    browser_line(panel.password).leave_field(PASSWORD)
 
 
 @pytest.mark.parametrize(
@@ -121,12 +117,12 @@ def typed_in_the_browser(panel: EnrollmentPanel, password: str) -> None:
 )
 @pytest.mark.parametrize("gate_server", [AS_ROLLOUT], indirect=True)
 def test_the_password_leaves_the_widget_state_yet_reaches_the_api(
-    gate_server: GateServer, arrive: Callable[[EnrollmentPanel, str], None]
+    gate_server: GateServer, arrive: Callable[..., None], browser_line: Callable[[Widget], Any]
 ) -> None:
     panel = EnrollmentPanel(client=gate_server.panel_client())
     panel.link_button.click()
 
-    arrive(panel, PASSWORD)
+    arrive(panel, browser_line)
 
     assert PASSWORD not in all_widget_states(panel)
     assert panel.password.value == "" and panel.password.placeholder.startswith("password received")
@@ -223,18 +219,26 @@ def test_cancel_ends_the_pending_enrollment(gate_server: GateServer) -> None:
 
 @pytest.mark.parametrize("gate_server", [LOCKS_AT_3], indirect=True)
 def test_lockout_says_so_whatever_is_typed(gate_server: GateServer) -> None:
+    """Wrong passwords never lock (a stranger could lock anyone out); wrong codes from the new device do."""
     panel = EnrollmentPanel(client=gate_server.panel_client("wrong password"))
     assert "unavailable" in str(panel.status_view.value), "a wrong password reads no status"
     for _ in range(3):
         panel.link_button.click()
         panel.password.value = "still wrong"
         panel.continue_button.click()
+        assert "Call the help desk." not in message(panel), message(panel)
 
+    panel = EnrollmentPanel(client=gate_server.panel_client())
     panel.link_button.click()
-    panel.password.value = PASSWORD  # right, but the account is locked now
+    panel.password.value = PASSWORD
     panel.continue_button.click()
+    assert panel.step == "scan", message(panel)
+    for _ in range(3):
+        panel.code.value = "000000"
+        panel.confirm_button.click()
+    panel.code.value = "111111"  # right or wrong, the account is locked now
+    panel.confirm_button.click()
     assert "Call the help desk." in message(panel), message(panel)
-    assert panel.step == "link" and panel.qr.value == ""
 
     status = EnrollmentPanel(client=gate_server.panel_client())
     assert "Call the help desk." in str(status.status_view.value) + message(status)
