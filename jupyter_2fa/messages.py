@@ -23,6 +23,8 @@ STARTED_ELSEWHERE = (
 CANCELLED = "The pending enrollment was cancelled. Nothing was linked."
 WRONG_NEW_CODE = "That code does not match the new device. Enter the code your app shows now."
 PICTURE_GONE = "This picture was shown already, or has expired."
+# A message, not a password (ruff's S105 goes by the name).
+TOKEN_NEEDS_BOTH_FACTORS = "An API token needs both factors: log in with your password and code, then create it."  # noqa: S105
 
 
 @dataclass(frozen=True)

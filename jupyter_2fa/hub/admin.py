@@ -2,7 +2,8 @@
 with the admin role):
 
 - ``GET /hub/2fa/api/users``: every account's 2FA state;
-- ``DELETE /hub/2fa/api/users/{name}``: reset (the user links a new device; their hub sessions end);
+- ``DELETE /hub/2fa/api/users/{name}``: reset (the user links a new device; their hub sessions and the tokens
+  they minted end, their servers and the servers' own tokens stay: see :mod:`.sessions`);
 - ``POST /hub/2fa/api/users/{name}/unlock``: clear failed attempts;
 - ``/hub/2fa/admin``: the same as a page, with Reset and Unlock, linked from the hub's nav bar.
 """
@@ -20,7 +21,8 @@ from tornado import web
 
 from ..core import Account, Enrollment, StoreError
 from ..web.forms import BadInput
-from .handlers import HubHandler, revoke_hub_sessions
+from .handlers import HubHandler
+from .sessions import revoke_hub_sessions
 
 
 def account_model(account: Account, lockout_threshold: int) -> dict[str, Any]:
@@ -53,7 +55,8 @@ class AdminHandler(HubHandler):
         return account_model(account, self.host.enrollment.settings.throttle.lockout_threshold)
 
     def reset(self, user_name: str) -> bool:
-        """The device link and recovery codes go, the user's hub sessions end, servers keep running."""
+        """The device link and recovery codes go, the user's hub sessions and minted tokens end, servers keep
+        running."""
         if not self.enrollment().reset(user_name, time.time()):
             return False
         revoke_hub_sessions(self.db, user_name)

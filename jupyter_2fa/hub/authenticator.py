@@ -6,6 +6,10 @@
 The class JupyterHub instantiates is built on the inner authenticator (``TOTPAuthenticator`` first, the inner
 class after it), so the inner class's own settings (``c.PAMAuthenticator.…``), its allow/admin/group rules and
 its extra pages all keep working, and ``c.TOTPAuthenticator.…`` / ``c.TwoFactorConfig.…`` configure 2FA.
+
+A login with the password alone (trusted network, optional policy) is valid only where and while its rule holds,
+no API token is minted on the password alone, and a reset or re-link ends the user's sessions and the tokens
+they minted (a running server's own token stays): see :mod:`.sessions`.
 """
 
 from __future__ import annotations
@@ -21,18 +25,23 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jupyterhub.auth import Authenticator, PAMAuthenticator
 from jupyterhub.handlers.base import BaseHandler
+from jupyterhub.handlers.login import LoginHandler
 from jupyterhub.traitlets import EntryPointType
 from jupyterhub.utils import maybe_future
 from tornado import web
-from traitlets import Bool, default
+from traitlets import Bool, Float, TraitError, default, validate
 
 from ..core import Keyring, Outcome, StoreError, Verdict
 from ..events import event_logger_sink
 from ..web.host import Host, PasswordCheck
 from . import admin, handlers
+from .sessions import HubSessions
 
 CRYPT_KEY_INFO = b"jupyter-2fa TOTP secrets"
 NAV_TEMPLATES = str(Path(__file__).parent / "nav")
+# As JupyterHub's auth_refresh_age: its "refreshed less than this long ago" test never holds, so refresh_user
+# (the session check) runs on every request.
+EVERY_REQUEST = -1
 
 
 WEAK_CRYPT_KEY = (
@@ -133,6 +142,30 @@ class TOTPAuthenticator(Host, Authenticator):
         """,
     )
 
+    password_only_token_lifetime = Float(
+        3600.0,
+        config=True,
+        help="""Seconds a token obtained by a hub session that logged in with the password alone (a trusted
+        network, the optional policy) stays valid at most: in practice the browser's login to its single-user
+        server. The server never tells the hub where the browser is, so only at the hub can the rule be checked
+        again: when the token expires (plus the server's own 5-minute cache), the browser is sent back to the hub,
+        which checks the network (and ``optional_until``, which such a token never outlives) and lets it in again
+        or asks for a login. Default 3600 (1 hour). Lower it for a tighter bound on a session taken off the
+        trusted network; raise it if users of trusted networks are sent back too often.
+
+        .. warning:: This is how long a laptop that leaves a trusted network keeps a server open in it.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
+    @validate("password_only_token_lifetime")
+    def _validate_password_only_token_lifetime(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if value <= 0:
+            raise TraitError("TOTPAuthenticator.password_only_token_lifetime must be a positive number of seconds")
+        return value
+
     def __new__(cls, *args: Any, **kwargs: Any) -> TOTPAuthenticator:
         if cls is TOTPAuthenticator:
             cls = combined_class(resolve_inner(kwargs))
@@ -152,6 +185,13 @@ class TOTPAuthenticator(Host, Authenticator):
         if crypt_key is not None:
             fernet_keys_from_crypt_key(crypt_key)  # a weak key stops the hub here, not at the first login
         self._warn_about_networks()
+        self.sessions = HubSessions(self)
+        # JupyterHub refreshes a user at most every auth_refresh_age seconds, per user rather than per session: any
+        # session of the user would pass unchecked that long after another one's request. The session check is a
+        # signed-cookie read, so it runs on every request; the inner authenticator's refresh keeps the admin's age.
+        self.inner_refresh_age = self.auth_refresh_age
+        self.auth_refresh_age = EVERY_REQUEST
+        self._inner_refreshed: dict[str, float] = {}
 
     def _warn_about_networks(self) -> None:
         """Behind configurable-http-proxy, every request's peer is the proxy: say so when that makes
@@ -194,16 +234,57 @@ class TOTPAuthenticator(Host, Authenticator):
     # -- logging in ----------------------------------------------------------------------------------------
 
     async def authenticate(self, handler: BaseHandler, data: dict[str, Any]) -> Any:
-        """The inner authenticator checks the password; then the second factor is checked for that user."""
+        """The inner authenticator checks the password; then the second factor is checked for that user.
+
+        Only the login form may let the password alone in (a trusted network, the optional policy), and its
+        browser gets a grant saying so (:mod:`.sessions`). JupyterHub also calls this for the credentials in
+        the body of ``POST /hub/api/users/NAME/tokens``: a token always needs both factors.
+        """
         check = await self.check_password(handler, str(data.get("username", "")), str(data.get("password", "")))
-        verdict = self.login_verdict(check, data.get("otp", ""), self.client_address(handler), time.time())
+        otp, address, now = data.get("otp", ""), self.client_address(handler), time.time()
+        browser_login = isinstance(handler, LoginHandler)
+        if browser_login:
+            verdict = self.login_verdict(check, otp, address, now)
+        else:
+            verdict = self.two_factor_verdict(check, otp, address, now)
+        if verdict.ok and browser_login:
+            try:
+                self.sessions.issue(handler, check.name, verdict.reason, now)
+            except StoreError as err:
+                self.log.error("2FA store unavailable: %s", err)
+                verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
         if verdict.ok:
+            self._inner_refreshed[check.name] = time.monotonic()
             return check.result
         if verdict.outcome is Outcome.NOT_ENROLLED:
             raise web.HTTPError(403, self.enroll_hint(handler))
         if verdict.outcome is Outcome.INVALID:
             return None  # the stock "Invalid username or password", whichever factor was wrong
         raise self.refuse(verdict)
+
+    def two_factor_verdict(self, check: PasswordCheck, otp: object, address: str | None, now: float) -> Verdict:
+        """Password and code, whatever the network or the enrollment policy."""
+        try:
+            verifier = self.enrollment.verifier
+        except StoreError as err:
+            self.log.error("2FA store unavailable: %s", err)
+            return Verdict(Outcome.UNAVAILABLE, "store-unavailable")
+        return verifier.verify(check.name, otp, now, first_factor_ok=check.ok, remote_addr=address)
+
+    async def refresh_user(self, user: Any, handler: BaseHandler | None = None) -> Any:
+        """On every request (see ``__init__``): False, so JupyterHub asks for a new login, when the request's
+        cookie session no longer holds (:meth:`HubSessions.request_allowed`); then, every ``auth_refresh_age``
+        seconds as configured, the inner authenticator's own refresh."""
+        if handler is not None and not self.sessions.request_allowed(user, handler, time.time()):
+            return False
+        age, now = self.inner_refresh_age, time.monotonic()
+        last = self._inner_refreshed.get(user.name)
+        if age <= 0 or (last is not None and now - last < age):
+            return True
+        refreshed = await maybe_future(super().refresh_user(user, handler))
+        if refreshed:
+            self._inner_refreshed[user.name] = now
+        return refreshed
 
     async def check_password(self, handler: web.RequestHandler, username: str, password: str) -> PasswordCheck:
         """The inner authenticator's verdict on username and password alone, with its allow/block rules.
@@ -212,7 +293,13 @@ class TOTPAuthenticator(Host, Authenticator):
         name it returns is normalised as JupyterHub will (so "ALICE" is checked as "alice").
         """
         typed = self.account_named(username)
-        result = await maybe_future(super().authenticate(handler, {"username": username, "password": password}))
+        try:
+            result = await maybe_future(super().authenticate(handler, {"username": username, "password": password}))
+        except (TypeError, ValueError, UnicodeError) as err:
+            # Input the inner class cannot take is a wrong password, not a 500 (SharedPasswordAuthenticator's
+            # compare_digest refuses non-ASCII text; PAM refuses NUL).
+            self.log.debug("the inner authenticator refused the password's shape: %s", type(err).__name__)
+            return PasswordCheck(typed, False)
         if result is None:
             return PasswordCheck(typed, False)
         returned = result.get("name", typed) if isinstance(result, dict) else (result or typed)

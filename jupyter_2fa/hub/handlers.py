@@ -1,23 +1,27 @@
 """The hub's answers to what the shared 2FA flows ask of their host, and the hub's routes for them:
 ``/hub/2fa/enroll`` (username + password, checked by the inner authenticator), the user's JSON API under
-``/hub/2fa/api/`` (the gate's paths and bodies) and the notebook panel's one-time QR pictures.
+``/hub/2fa/api/`` (the gate's paths and bodies) and the notebook panel's one-time QR pictures; and JupyterHub's
+own ``/hub/api/users/NAME/tokens``, where no token is minted on the password alone (:mod:`.sessions`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.apihandlers.users import UserTokenListAPIHandler
 from jupyterhub.handlers.base import BaseHandler
-from jupyterhub.utils import new_token
+from jupyterhub.handlers.login import LoginHandler
 from sqlalchemy.orm import Session
 from tornado import web
 
+from ..core import StoreError
+from ..messages import TOKEN_NEEDS_BOTH_FACTORS
 from ..web import api, pages
 from ..web.forms import BadInput, basic_credentials
 from ..web.handler import Caller, FlowHandler, authenticated, routes
 from ..web.refusals import Refused
+from .sessions import revoke_hub_sessions
 
 if TYPE_CHECKING:
     from .authenticator import TOTPAuthenticator
@@ -68,6 +72,11 @@ class HubHandler(FlowHandler):
     def session_of(self, caller: Caller) -> tuple[str | None, float | None]:
         return None, None  # the hub's login cookie carries no factor or end time to report
 
+    def second_factor_proven(self, caller: Caller) -> bool:
+        """A hub login cookie whose grant (:mod:`.sessions`) was given on both factors."""
+        user = self.current_user
+        return not caller.credentials and user is not None and self.host.sessions.two_factor_session(self, user)
+
     def device_linked(self, caller: Caller) -> None:
         revoke_hub_sessions(self.db, caller.name)
 
@@ -77,18 +86,6 @@ class HubHandler(FlowHandler):
 
     def write_refusal(self, refused: Refused) -> None:
         raise refused.http_error()  # JupyterHub's API writes its JSON errors (and Retry-After) itself
-
-
-def revoke_hub_sessions(db: Session, user_name: str) -> None:
-    """End a user's browser sessions: a new cookie id voids hub cookies; session-bound tokens are deleted."""
-    user = db.query(orm.User).filter(orm.User.name == user_name).first()
-    if user is None:
-        return
-    user.cookie_id = new_token()
-    for token in db.query(orm.APIToken).filter(orm.APIToken.user_id == user.id):
-        if token.session_id is not None:  # a login's token, not one the user made for a script
-            db.delete(token)
-    db.commit()
 
 
 class HubEnrollPageHandler(HubHandler, pages.EnrollPage, BaseHandler):
@@ -125,7 +122,47 @@ class HubOneShotImageHandler(HubHandler, api.OneShotPicture, BaseHandler):
     get = authenticated(api.OneShotPicture.get)
 
 
+class HubTokensAPIHandler(UserTokenListAPIHandler):
+    """JupyterHub's ``/hub/api/users/NAME/tokens`` (registered before it: an authenticator's routes come first).
+
+    A cookie session may mint a token only if it was granted on both factors; credentials in the body go to
+    ``TOTPAuthenticator.authenticate``, which wants both too. A token the user mints for themselves is marked,
+    so that a reset or re-link ends it.
+    """
+
+    db: Session
+
+    @property
+    def host(self) -> TOTPAuthenticator:
+        return cast("TOTPAuthenticator", self.settings["authenticator"])
+
+    async def post(self, user_name: str) -> None:
+        requester = self.current_user
+        by_cookie = requester is not None and not getattr(self, "_token_authenticated", False)
+        if by_cookie and not self.host.sessions.two_factor_session(self, requester):
+            raise web.HTTPError(403, TOKEN_NEEDS_BOTH_FACTORS)
+        await super().post(user_name)
+
+    def token_model(self, token: Any) -> dict[str, Any]:
+        if self.request.method == "POST":  # the token just minted, before JupyterHub shows it
+            try:
+                self.host.sessions.mark_minted(self.db, token, self.current_user)
+            except StoreError as err:
+                raise web.HTTPError(503, f"2FA store unavailable: {err}") from None
+        return cast("dict[str, Any]", super().token_model(token))
+
+
+class HubLoginHandler(LoginHandler):
+    """JupyterHub's login page (which asks for the code, see ``request_otp``), answering a form field that is
+    not UTF-8 like a wrong one: the stock page's error view reads the field again and fails with a traceback."""
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        return value.decode("utf-8", "replace")
+
+
 def handlers() -> list[tuple[str, type[web.RequestHandler]]]:
-    """The user's 2FA routes on the hub (the admins' are in ``admin.py``)."""
+    """The user's 2FA routes on the hub (the admins' are in ``admin.py``), and JupyterHub's login and token
+    routes."""
     api_handlers = (HubStatusAPIHandler, HubEnrollmentAPIHandler, HubConfirmAPIHandler, HubRelinkAPIHandler)
-    return routes(HubEnrollPageHandler, *api_handlers, HubRecoveryCodesAPIHandler, HubOneShotImageHandler)
+    flows = routes(HubEnrollPageHandler, *api_handlers, HubRecoveryCodesAPIHandler, HubOneShotImageHandler)
+    return [*flows, (r"/login", HubLoginHandler), (r"/api/users/([^/]+)/tokens", HubTokensAPIHandler)]

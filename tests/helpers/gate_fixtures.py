@@ -26,8 +26,8 @@ from jupyter_server.auth import passwd
 from jupyter_server.serverapp import ServerApp
 
 # pytest-jupyter's fixtures and hooks (jp_serverapp, jp_fetch, jp_ws_fetch, ...), for the folders that import
-# this module only. Imported rather than named in ``pytest_plugins``: pytest refuses that in a conftest below the top one
-# (https://docs.pytest.org/en/stable/deprecations.html#pytest-plugins-in-non-top-level-conftest-files), and in
+# this module only. Imported rather than named in ``pytest_plugins``: pytest refuses that in a conftest below the
+# top one (https://docs.pytest.org/en/stable/deprecations.html#pytest-plugins-in-non-top-level-conftest-files), and in
 # tests/conftest.py it would apply to the whole suite, with its autouse fixtures (an event loop and a ServerApp
 # clean-up) and its test-call hook around every test of every folder.
 from pytest_jupyter.jupyter_server import *  # noqa: F403

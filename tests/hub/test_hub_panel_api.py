@@ -56,6 +56,12 @@ class Member:
     def auth(self) -> tuple[str, str]:
         return self.name, PASSWORD
 
+    def cancel(self) -> requests.Response:
+        """Cancel the pending link from the member's hub login, which was granted on both factors: a re-link
+        needs no code then (with the password alone it would, see the test below)."""
+        xsrf = {"X-XSRFToken": self.browser.ensure_xsrf()}
+        return self.browser.request("DELETE", "/hub/2fa/api/enrollment", headers=xsrf)
+
     def relink(self, reveal: str, otp: str | None = None) -> requests.Response:
         """What the panel's kernel sends to replace the device (a recovery code stands in for the app's code)."""
         body = {"password": PASSWORD, "otp": otp or self.recovery_codes.pop(), "reveal": reveal}
@@ -188,13 +194,24 @@ def test_the_picture_is_for_the_owners_hub_login_only(
         assert "/hub/login" in response.headers["Location"]
 
     assert hal.browser.get(url).status_code == 200
-    assert user_api(hub, "DELETE", "enrollment", auth=hal.auth).status_code == 204
+    assert hal.cancel().status_code == 204
+
+
+def test_the_password_alone_does_not_cancel_a_relink(hub: Hub) -> None:
+    """Whoever has only the password (a kernel's Basic credentials) cannot drop the owner's pending re-link."""
+    ida = new_member(hub, "ida")
+    assert ida.relink("link").status_code == 201
+    refused = user_api(hub, "DELETE", "enrollment", auth=ida.auth)
+    assert refused.status_code == 403, refused.text
+    assert user_api(hub, "GET", "status", auth=ida.auth).json()["pending"] is True
+    with_code = user_api(hub, "DELETE", "enrollment", {"otp": ida.recovery_codes.pop()}, auth=ida.auth)
+    assert with_code.status_code == 204, with_code.text
 
 
 def test_a_cancelled_links_picture_is_dead(hub: Hub, hal: Member) -> None:
     started = hal.relink("link")
     assert started.status_code == 201, started.text
-    assert user_api(hub, "DELETE", "enrollment", auth=hal.auth).status_code == 204
+    assert hal.cancel().status_code == 204
     assert hal.browser.get(started.json()["qr_url"]).status_code == 404
 
 
@@ -208,7 +225,7 @@ def test_an_unknown_reveal_is_refused_and_starts_nothing(hub: Hub, hal: Member, 
     assert user_api(hub, "GET", "status", auth=hal.auth).json()["pending"] is False
     assert hal.relink("inline", otp=code).status_code == 201, "the recovery code was spent"
     hal.recovery_codes.remove(code)
-    assert user_api(hub, "DELETE", "enrollment", auth=hal.auth).status_code == 204
+    assert hal.cancel().status_code == 204
 
 
 # -- a new device ends the sessions granted before it ---------------------------------------------------------------
