@@ -27,6 +27,12 @@ from .throttle import GuessPolicy, ThrottlePolicy, name_key
 
 SCHEMA_VERSION = 2
 _KEY_CHECK_TEXT = "jupyter-2fa key check"
+# How long an SQLite transaction waits for another process's lock before the store counts as unavailable
+# (logins then fail closed with 503). A login's transactions take milliseconds, so a longer wait means a lock
+# held for something else (an admin's sqlite3 shell, a backup, a process hung on NFS), which waiting does not
+# cure, while the host's event loop, and with it every user of the server or hub, waits too. Python's own
+# default; a URL's ``?timeout=`` (seconds) overrides it.
+SQLITE_BUSY_TIMEOUT_SECONDS = 5.0
 
 metadata = sa.MetaData()
 
@@ -162,7 +168,8 @@ class Store:
                     _prepare_sqlite_file(self.url.database)
                 # Rollback journal, not WAL: home directories on HPC systems are often NFS/Lustre/GPFS,
                 # where WAL's shared memory does not work.
-                options.setdefault("connect_args", {"timeout": 30})
+                if "timeout" not in self.url.query:  # connect_args would override the URL's
+                    options.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
             else:
                 options.setdefault("pool_pre_ping", True)
             self.engine = sa.create_engine(self.url, **options)
@@ -183,8 +190,18 @@ class Store:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn:
+                try:
+                    with conn.begin():
+                        yield conn
+                except sa_exc.IntegrityError:
+                    raise
+                except sa_exc.DBAPIError:
+                    # Never hand a connection that failed to the next transaction: SQLite keeps a connection
+                    # opened while its disk was read-only read-only for good, so the pool would refuse every
+                    # login until a restart, long after the disk is writable again.
+                    conn.invalidate()
+                    raise
         except sa_exc.IntegrityError:
             raise
         except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DatabaseError) as err:
