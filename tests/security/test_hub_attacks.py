@@ -1,0 +1,223 @@
+"""Attacks on a real JupyterHub (behind configurable-http-proxy) with TOTPAuthenticator: parallel code guessing,
+password-only successes between guesses, a stranger trying to lock users out, names that never logged in, and
+the input-abuse table on the login form and the user API.
+
+The proxy is listed in ``trusted_proxies`` here, so each simulated attacker can come from its own address
+(X-Forwarded-For, as a real proxy would pass it on); that is also how a site names its proxy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import requests
+import schemathesis
+
+import jupyter_2fa.hub
+from jupyter_2fa.core import Keyring, Store
+
+from helpers import malformed
+from helpers.fuzz import fuzz
+from helpers.hub import Hub, enrolled_device, hub_store_url, login_error, module_hub, user_api
+
+PASSWORD = "correct horse battery staple"
+HELP_TEXT = "Write to hpc-help@example.org with your username and project code."
+INVALID = "Invalid username or password"
+ADMIN = "hub-admin"
+ADMIN_PASSWORD = "an admin's own password, 32 characters or more"
+CONFIG = f"""
+c.JupyterHub.authenticator_class = "jupyter_2fa.hub.TOTPAuthenticator"
+c.TOTPAuthenticator.inner_authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = {PASSWORD!r}
+c.Authenticator.allow_all = True
+c.Authenticator.admin_users = {{{ADMIN!r}}}
+c.SharedPasswordAuthenticator.admin_password = {ADMIN_PASSWORD!r}
+c.TwoFactorConfig.lockout_threshold = 10
+c.TwoFactorConfig.backoff_free_attempts = 10
+c.TwoFactorConfig.password_backoff_max_seconds = 2
+c.TwoFactorConfig.trusted_proxies = ["127.0.0.1"]
+c.TwoFactorConfig.help_text = {HELP_TEXT!r}
+"""
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    with module_hub(tmp_path_factory, CONFIG) as started:
+        yield started
+
+
+def in_parallel(count: int, attempt: Callable[[int], T]) -> list[T]:
+    """``attempt(0..count-1)`` from ``count`` threads, released together."""
+    start = threading.Barrier(count)
+
+    def run(n: int) -> T:
+        start.wait(timeout=60)
+        return attempt(n)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def login_from(hub: Hub, source: str, username: str, password: str, otp: str) -> requests.Response:
+    """A login from a fresh browser at ``source`` (as the listed proxy reports it)."""
+    browser = hub.new_browser()
+    browser.ensure_xsrf()
+    fields = {"username": username, "password": password, "otp": otp}
+    return browser.post("/hub/login", fields, headers={"X-Forwarded-For": source})
+
+
+def answer(response: requests.Response) -> tuple[int, str | None]:
+    return response.status_code, login_error(response)
+
+
+def failures(hub: Hub, username: str) -> int:
+    store = Store(hub_store_url(hub), Keyring.from_file(hub.directory / "jupyter_2fa.key"))
+    try:
+        account = store.get(username)
+        return account.failures if account else 0
+    finally:
+        store.close()
+
+
+def test_parallel_wrong_codes_lock_a_hub_user_at_the_limit(hub: Hub) -> None:
+    device = enrolled_device(hub.new_browser(), "ulla", PASSWORD)
+    wrong = device.wrong_code()
+    answers = in_parallel(40, lambda n: answer(login_from(hub, f"203.0.113.{n}", "ulla", PASSWORD, wrong)))
+    statuses = Counter(status for status, _ in answers)
+    messages = Counter(message for _, message in answers)
+    assert statuses == {403: 40}, statuses
+    assert messages[INVALID] == 10, messages  # evaluated: the lock's threshold
+    assert failures(hub, "ulla") == 10
+    right = answer(login_from(hub, "198.51.100.1", "ulla", PASSWORD, device.next_code()))
+    assert right == answer(login_from(hub, "198.51.100.2", "ulla", PASSWORD, wrong))
+    assert right[1] is not None and HELP_TEXT in right[1]
+
+
+def test_password_only_successes_between_guesses_reset_nothing(hub: Hub) -> None:
+    """Defect 1 on the hub: a Basic status call (the password alone) between code guesses."""
+    device = enrolled_device(hub.new_browser(), "vera", PASSWORD)
+    for n in range(1, 11):
+        assert answer(login_from(hub, "192.0.2.10", "vera", PASSWORD, device.wrong_code()))[0] == 403
+        status = user_api(hub, "GET", "status", auth=("vera", PASSWORD))
+        assert status.status_code in (200, 403), status.text
+        assert failures(hub, "vera") == n
+    locked = login_from(hub, "192.0.2.10", "vera", PASSWORD, device.next_code())
+    assert HELP_TEXT in (login_error(locked) or "")
+
+
+def test_a_stranger_cannot_lock_anyone_out_not_even_an_admin(hub: Hub) -> None:
+    """Defect 2: 100 wrong passwords from 100 addresses leave no lock; the admin waits at most 2 s
+    (``password_backoff_max_seconds`` here) and logs in with password + code."""
+    device = enrolled_device(hub.new_browser(), ADMIN, ADMIN_PASSWORD)
+    answers = in_parallel(
+        25, lambda n: [answer(login_from(hub, f"10.9.{n}.{k}", ADMIN, "guess", "000000")) for k in range(4)]
+    )
+    assert {status for batch in answers for status, _ in batch} <= {403, 429}
+    assert failures(hub, ADMIN) == 0
+    code = device.next_code()  # a refused (throttled) attempt does not use it up
+    for _ in range(20):  # the back-off is capped at 2 s
+        response = login_from(hub, "198.51.100.50", ADMIN, ADMIN_PASSWORD, code)
+        if response.status_code != 429:
+            break
+        time.sleep(0.5)
+    assert response.status_code == 302, answer(response)
+
+
+def test_names_that_never_logged_in_are_throttled_too(hub: Hub) -> None:
+    """Defect 3: a hub user without a row (never logged in) gets the same back-off, and no row is made."""
+    answers = [answer(login_from(hub, f"192.0.2.{n}", "never-logged-in", "guess", ""))[0] for n in range(12)]
+    assert answers[:5] == [403] * 5
+    assert 429 in answers[5:], answers
+    store = Store(hub_store_url(hub), Keyring.from_file(hub.directory / "jupyter_2fa.key"))
+    try:
+        assert store.get("never-logged-in") is None
+    finally:
+        store.close()
+
+
+# -- input abuse -------------------------------------------------------------------------------------------------
+
+LOGIN_FIELDS = ["username", "password", "otp"]
+API_FIELDS: list[tuple[str, str, list[str]]] = [
+    ("POST", "recovery-codes", ["password", "otp"]),
+    ("POST", "relink", ["password", "otp", "reveal"]),
+    ("POST", "enrollment", ["password", "reveal"]),
+    ("POST", "enrollment/confirm", ["code"]),
+    ("DELETE", "enrollment", ["otp"]),
+]
+
+
+def tracebacks(hub: Hub) -> list[str]:
+    return [line for line in hub.log_text().splitlines() if "Traceback" in line or "Uncaught exception" in line]
+
+
+@pytest.mark.parametrize("field", LOGIN_FIELDS)
+def test_every_malformed_login_field_is_a_clear_4xx(hub: Hub, field: str) -> None:
+    before = len(tracebacks(hub))
+    answers: dict[str, int] = {}
+    for n, (name, value) in enumerate(malformed.TEXT.items()):
+        fields = {"username": f"abuse-{field}", "password": PASSWORD, "otp": "000000", field: value}
+        browser = hub.new_browser()
+        browser.ensure_xsrf()
+        encoded = {k: v.encode("utf-8", "surrogatepass") for k, v in fields.items()}
+        answers[name] = browser.post("/hub/login", encoded, headers={"X-Forwarded-For": f"10.8.{n}.1"}).status_code
+    assert {name: code for name, code in answers.items() if not 400 <= code < 500} == {}
+    assert tracebacks(hub)[before:] == []
+
+
+@pytest.mark.parametrize(("method", "path", "fields"), API_FIELDS, ids=[f"{m}-{p}" for m, p, _ in API_FIELDS])
+def test_every_malformed_api_field_is_a_clear_4xx(hub: Hub, method: str, path: str, fields: list[str]) -> None:
+    user = f"abuse-{path.replace('/', '-')}-{method.lower()}"
+    enrolled_device(hub.new_browser(), user, PASSWORD)
+    before = len(tracebacks(hub))
+    values: dict[str, Any] = {**malformed.TEXT, **malformed.JSON_ONLY}
+    answers: dict[str, int] = {}
+    well_formed = {"password": PASSWORD, "otp": "000000", "code": "000000"}
+    for field in fields:
+        for n, (name, value) in enumerate(values.items()):
+            body = {**{f: well_formed[f] for f in fields if f in well_formed}, field: value}
+            response = requests.request(
+                method,
+                f"{hub.url}/hub/2fa/api/{path}",
+                json=body,
+                auth=(user, PASSWORD),
+                headers={"X-Forwarded-For": f"10.7.{n}.{len(answers) % 250}"},
+                timeout=30,
+            )
+            answers[f"{field}:{name}"] = response.status_code
+    assert {name: code for name, code in answers.items() if not 400 <= code < 500} == {}
+    assert tracebacks(hub)[before:] == []
+
+
+# -- the OpenAPI document, fuzzed against the live hub ------------------------------------------------------------
+
+HUB_SPEC = Path(jupyter_2fa.hub.__file__).parent / "openapi.yaml"
+HUB_SCHEMA = schemathesis.openapi.from_path(HUB_SPEC)
+HUB_OPERATIONS = [result.ok() for result in HUB_SCHEMA.get_all_operations()]
+
+
+@pytest.mark.parametrize("operation", HUB_OPERATIONS, ids=[op.label for op in HUB_OPERATIONS])
+@pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=lambda mode: mode.value)
+def test_the_hub_answers_every_generated_request_as_documented(
+    hub: Hub, operation: Any, mode: schemathesis.GenerationMode
+) -> None:
+    """The user API as a kernel calls it (Basic), the admin API with the admin service's token."""
+    user = "fuzzed"
+    if not any(a == user for a in fuzzed_users):
+        enrolled_device(hub.new_browser(), user, PASSWORD)
+        fuzzed_users.append(user)
+    admin = "/2fa/api/users" in operation.path
+    headers = {"Authorization": f"token {hub.admin_token}"} if admin else {}
+    fuzz(operation, mode, f"{hub.url}/hub", headers, None if admin else (user, PASSWORD))
+
+
+fuzzed_users: list[str] = []
