@@ -172,8 +172,9 @@ class TwoFactorConfig(LoggingConfigurable):
         name together, after which that source is refused until an hour passes without a failure from it.
         Default and maximum {MAX_LOCKOUT_THRESHOLD} (NIST SP 800-63B's bound). The source also waits between
         tries after 10 free ones, like an account name. Behind a proxy, list it in ``trusted_proxies`` so the
-        source is the client, not the proxy. Addresses in ``trusted_networks`` (often one NAT address for a
-        whole campus) are not counted as sources; their account names still are.
+        source is the client, not the proxy: on a hub without ``trusted_proxies`` every login comes from the
+        proxy, so sources are not counted there at all (account names still are). Addresses in
+        ``trusted_networks`` (often one NAT address for a whole campus) are not counted as sources either.
 
         .. versionadded:: 0.2
         """,
@@ -403,6 +404,13 @@ class TwoFactorConfig(LoggingConfigurable):
             raise TraitError("TwoFactorConfig.enrollment_lifetime must be between 30 and 86400 seconds")
         return value
 
+    def sees_client_addresses(self) -> bool:
+        """Whether a request's address is its client's, so that wrong passwords can be counted per source.
+
+        A single server is reached directly (or through an SSH tunnel, where every source is the one user's).
+        """
+        return True
+
     def core_settings(self) -> Settings:
         return Settings(
             issuer=self.issuer,
@@ -420,6 +428,7 @@ class TwoFactorConfig(LoggingConfigurable):
                 max_delay=self.password_backoff_max_seconds,
                 source_lockout_threshold=self.source_lockout_threshold,
                 exempt_sources=tuple(parse_networks(self.trusted_networks)),
+                count_sources=self.sees_client_addresses(),
             ),
             recovery_code_count=self.recovery_code_count,
             enrollment_lifetime=self.enrollment_lifetime,

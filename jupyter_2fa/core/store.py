@@ -9,7 +9,7 @@ transaction under ``BEGIN IMMEDIATE``; PostgreSQL re-checks the WHERE clause of 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,10 +93,29 @@ guesses = sa.Table(
 
 @dataclass(frozen=True)
 class GuessKeys:
-    """Where a wrong password is counted: its account name's key and, when the request has one, its source's."""
+    """Where a wrong password is counted: its account name's key and, when the request has one, its source's.
+
+    A browser that logged in to the account before (``device``, from its signed device cookie) is counted on
+    its own instead: a stranger's guesses at the name, or from the same address, never slow the owner down
+    on a device the owner has used.
+    """
 
     account: str
     source: str | None = None
+    device: str | None = None
+
+    def counted(self, policy: GuessPolicy) -> list[tuple[str, Callable[[int], float]]]:
+        """The keys this attempt is judged and counted by, each with its back-off curve."""
+        if self.device:
+            return [(f"device:{self.device}", policy.account_delay)]
+        return [(self.account, policy.account_delay), *([(self.source, policy.source_delay)] if self.source else [])]
+
+    @property
+    def cleared_by_a_right_password(self) -> str | None:
+        """The key a right password clears: its device's or its account's, never a shared bucket or a source."""
+        if self.device:
+            return f"device:{self.device}"
+        return self.account if self.account.startswith("account:") else None
 
 
 _NO_PENDING: dict[str, Any] = dict(
@@ -326,31 +345,31 @@ class Store:
     def count_guess(self, keys: GuessKeys, wrong: bool, now: float, policy: GuessPolicy) -> float:
         """Apply the wrong-password policy to one password check; returns 0 when the attempt may count.
 
-        While the name or the source must wait (or the source is blocked) the answer is the seconds left,
-        whether or not this password was right, and nothing is counted. Otherwise a wrong password is
-        counted against both keys, and a right one clears its name's count. Rows are forgotten
+        While a key must wait (or the source is blocked) the answer is the seconds left, whether or not this
+        password was right, and nothing is counted or written. Otherwise a wrong password is counted against
+        every key, and a right one clears its own (see :class:`GuessKeys`). Rows are forgotten
         ``policy.forget_after`` seconds after their last failure, so typed-in names cannot grow the table
         beyond what that window holds.
         """
-        stale = now - policy.forget_after
-        keyed = [(keys.account, policy.account_delay), *([(keys.source, policy.source_delay)] if keys.source else [])]
+        keyed = keys.counted(policy)
+        names = [key for key, _ in keyed]
         with self._transaction() as conn:
-            if wrong:
-                for key, _ in keyed:
-                    _insert_missing(conn, guesses, key=key, failures=0, last_failure_at=now)
-            rows = conn.execute(
-                sa.select(guesses).where(guesses.c.key.in_([key for key, _ in keyed])).with_for_update()
-            ).mappings()
-            counts = {row["key"]: row for row in rows if row["last_failure_at"] > stale}
-            wait = max((row["next_attempt_at"] or now) - now for row in counts.values()) if counts else 0.0
-            source = counts.get(keys.source or "")
-            if source is not None and policy.source_blocked(source["failures"]):
-                wait = max(wait, source["last_failure_at"] + policy.forget_after - now)
+            counts = self._live_guesses(conn, names, now, policy)
+            wait = _guess_wait(counts, keys.source, now, policy)
             if wait > 0:
                 return wait
             if not wrong:
-                conn.execute(guesses.delete().where(guesses.c.key == keys.account))
+                if keys.cleared_by_a_right_password:
+                    conn.execute(guesses.delete().where(guesses.c.key == keys.cleared_by_a_right_password))
                 return 0.0
+            # Rows are made only for an attempt that counts; a row another request made meanwhile is read again.
+            for key in names:
+                if key not in counts:
+                    _insert_missing(conn, guesses, key=key, failures=0, last_failure_at=now)
+            counts = self._live_guesses(conn, names, now, policy)
+            wait = _guess_wait(counts, keys.source, now, policy)
+            if wait > 0:
+                return wait
             for key, delay_after in keyed:
                 failures = (counts[key]["failures"] if key in counts else 0) + 1
                 delay = delay_after(failures)
@@ -359,8 +378,27 @@ class Store:
                     .where(guesses.c.key == key)
                     .values(failures=failures, next_attempt_at=now + delay if delay else None, last_failure_at=now)
                 )
-            conn.execute(guesses.delete().where(guesses.c.last_failure_at <= stale))
+        self._forget_guesses(now - policy.forget_after)
         return 0.0
+
+    @staticmethod
+    def _live_guesses(conn: Connection, keys: list[str], now: float, policy: GuessPolicy) -> dict[str, Any]:
+        """The rows of ``keys`` not yet forgotten, locked until the transaction ends."""
+        rows = conn.execute(sa.select(guesses).where(guesses.c.key.in_(keys)).with_for_update()).mappings()
+        return {row["key"]: row for row in rows if row["last_failure_at"] > now - policy.forget_after}
+
+    def _forget_guesses(self, stale: float) -> None:
+        """Delete forgotten rows, a batch at a time, in a transaction of their own: rows another login holds
+        are skipped (PostgreSQL), so pruning never waits on, or deadlocks with, a login."""
+        batch = (
+            sa.select(guesses.c.key)
+            .where(guesses.c.last_failure_at <= stale)
+            .limit(1000)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        with contextlib.suppress(StoreUnavailable), self._transaction() as conn:
+            conn.execute(guesses.delete().where(guesses.c.key.in_(batch)))
 
     def clear_failures(self, username: str) -> None:
         with self._transaction() as conn:
@@ -522,6 +560,16 @@ def _add_guesses_v2(conn: Connection) -> None:
 
 # _MIGRATIONS[n] upgrades a store from schema version n to n + 1; append, never edit.
 _MIGRATIONS = [_create_v1, _add_guesses_v2]
+
+
+def _guess_wait(counts: dict[str, Any], source: str | None, now: float, policy: GuessPolicy) -> float:
+    """Seconds the attempt must wait: the longest back-off of its keys, or its source's block. Clamped, so a
+    clock that stepped back (or a faster clock of another process) cannot stretch a wait past the policy."""
+    wait = max((min((row["next_attempt_at"] or now) - now, policy.max_delay) for row in counts.values()), default=0.0)
+    row = counts.get(source or "")
+    if row is not None and policy.source_blocked(row["failures"]):
+        wait = max(wait, min(row["last_failure_at"] + policy.forget_after - now, policy.forget_after))
+    return wait
 
 
 def _insert_missing(conn: Connection, table: sa.Table, **values: Any) -> None:

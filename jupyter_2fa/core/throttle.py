@@ -86,7 +86,8 @@ class GuessPolicy:
     source with ``source_lockout_threshold`` wrong passwords is refused outright. Counts are forgotten
     ``forget_after`` seconds after their last failure; a right password clears its name's count (never a
     source's, so a guesser cannot clear it with an account of their own). Sources in ``exempt_sources`` (the
-    site's trusted networks, often one NAT address for a whole campus) are not counted as sources.
+    site's trusted networks, often one NAT address for a whole campus) are not counted as sources, and none
+    are when ``count_sources`` is off (a host that sees its proxy's address for every client).
 
     >>> policy = GuessPolicy(free_attempts=2, base_delay=1, max_delay=4)
     >>> [policy.account_delay(n) for n in range(1, 7)]
@@ -100,6 +101,7 @@ class GuessPolicy:
     source_lockout_threshold: int = MAX_LOCKOUT_THRESHOLD
     forget_after: float = 3600.0
     exempt_sources: tuple[Network, ...] = ()
+    count_sources: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.source_lockout_threshold <= MAX_LOCKOUT_THRESHOLD:

@@ -64,14 +64,16 @@ class Verifier:
         *,
         first_factor_ok: bool = True,
         remote_addr: str | None = None,
+        device: str | None = None,
     ) -> Verdict:
         """Check ``code`` (a TOTP code or a recovery code) for ``username`` at Unix time ``now``.
 
         ``first_factor_ok`` is the front-end's password check; passing it in lets a wrong password and a wrong
-        code take the same path, so they are throttled alike and answered alike.
+        code take the same path, so they are throttled alike and answered alike. ``device`` names a browser
+        that logged in to this account before (see :class:`GuessKeys`).
         """
         try:
-            verdict = self._verify(username, code, now, first_factor_ok, remote_addr)
+            verdict = self._verify(username, code, now, first_factor_ok, remote_addr, device)
         except StoreError:
             verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
         self._record(Action.LOGIN, username, verdict, now, remote_addr)
@@ -87,6 +89,7 @@ class Verifier:
         remote_addr: str | None = None,
         trusted_network: bool = False,
         password_alone_allowed: bool = False,
+        device: str | None = None,
     ) -> Verdict:
         """A login decision, the same for every front-end.
 
@@ -94,7 +97,9 @@ class Verifier:
         optional rollout policy allows it; otherwise the code is checked with :meth:`verify`.
         """
         if trusted_network:
-            return self.verify_password_only(username, first_factor_ok, now, "trusted-network", remote_addr=remote_addr)
+            return self.verify_password_only(
+                username, first_factor_ok, now, "trusted-network", remote_addr=remote_addr, device=device
+            )
         if password_alone_allowed:
             try:
                 account = self.store.get(username)
@@ -102,9 +107,9 @@ class Verifier:
                 return self._unavailable(Action.LOGIN, username, now, remote_addr)
             if account is None or not account.enrolled:
                 return self.verify_password_only(
-                    username, first_factor_ok, now, "optional-policy", remote_addr=remote_addr
+                    username, first_factor_ok, now, "optional-policy", remote_addr=remote_addr, device=device
                 )
-        return self.verify(username, code, now, first_factor_ok=first_factor_ok, remote_addr=remote_addr)
+        return self.verify(username, code, now, first_factor_ok=first_factor_ok, remote_addr=remote_addr, device=device)
 
     def _unavailable(self, action: Action, username: str, now: float, remote_addr: str | None) -> Verdict:
         verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
@@ -120,6 +125,7 @@ class Verifier:
         *,
         remote_addr: str | None = None,
         action: Action = Action.LOGIN,
+        device: str | None = None,
     ) -> Verdict:
         """A check where the password alone is enough (trusted network, optional rollout, an API call).
 
@@ -127,7 +133,7 @@ class Verifier:
         A success clears nothing that a second factor counted: the password alone never buys more code guesses.
         """
         try:
-            refusal, account = self._check_password(username, first_factor_ok, now, remote_addr)
+            refusal, account = self._check_password(username, first_factor_ok, now, remote_addr, device)
             if refusal is not None:
                 verdict = refusal
             elif account is None:
@@ -143,7 +149,7 @@ class Verifier:
         return verdict
 
     def _check_password(
-        self, username: str, first_factor_ok: bool, now: float, remote_addr: str | None
+        self, username: str, first_factor_ok: bool, now: float, remote_addr: str | None, device: str | None = None
     ) -> tuple[Verdict | None, Account | None]:
         """Apply the wrong-password policy (:class:`GuessPolicy`); returns the refusal, if any, and the account.
 
@@ -151,8 +157,9 @@ class Verifier:
         """
         account = self.store.get(username)
         policy = self.settings.guessing
-        source = None if in_networks(remote_addr, policy.exempt_sources) else source_of(remote_addr)
-        keys = GuessKeys(name_key(username, account is not None), source and f"source:{source}")
+        counted = policy.count_sources and not in_networks(remote_addr, policy.exempt_sources)
+        source = source_of(remote_addr) if counted else None
+        keys = GuessKeys(name_key(username, account is not None), source and f"source:{source}", device)
         wait = self.store.count_guess(keys, not first_factor_ok, now, policy)
         if wait > 0:
             return Verdict(Outcome.THROTTLED, "throttled", retry_after=wait), account
@@ -194,9 +201,15 @@ class Verifier:
             self._record(Action.LOCK, attempt.account.username, lock, now, remote_addr)
 
     def _verify(
-        self, username: str, code: object, now: float, first_factor_ok: bool, remote_addr: str | None
+        self,
+        username: str,
+        code: object,
+        now: float,
+        first_factor_ok: bool,
+        remote_addr: str | None,
+        device: str | None = None,
     ) -> Verdict:
-        refusal, account = self._check_password(username, first_factor_ok, now, remote_addr)
+        refusal, account = self._check_password(username, first_factor_ok, now, remote_addr, device)
         if refusal is not None:
             return refusal
         if account is None or not account.enrolled:

@@ -193,6 +193,14 @@ class TOTPAuthenticator(Host, Authenticator):
         self.auth_refresh_age = EVERY_REQUEST
         self._inner_refreshed: dict[str, float] = {}
 
+    def device_cookie_path(self, handler: web.RequestHandler) -> str:
+        return str(handler.hub.base_url)  # type: ignore[attr-defined]  # JupyterHub's handlers know their hub
+
+    def sees_client_addresses(self) -> bool:
+        """Behind configurable-http-proxy every request's peer is the proxy, unless the proxy is listed: then
+        counting wrong passwords per source would let a stranger slow down every user's login at once."""
+        return bool(self.trusted_proxies)
+
     def _warn_about_networks(self) -> None:
         """Behind configurable-http-proxy, every request's peer is the proxy: say so when that makes
         ``trusted_networks`` let everyone in, or match no one."""
@@ -243,11 +251,13 @@ class TOTPAuthenticator(Host, Authenticator):
         check = await self.check_password(handler, str(data.get("username", "")), str(data.get("password", "")))
         otp, address, now = data.get("otp", ""), self.client_address(handler), time.time()
         browser_login = isinstance(handler, LoginHandler)
+        device = self.known_device(handler, check.name) if browser_login else None
         if browser_login:
-            verdict = self.login_verdict(check, otp, address, now)
+            verdict = self.login_verdict(check, otp, address, now, device)
         else:
             verdict = self.two_factor_verdict(check, otp, address, now)
         if verdict.ok and browser_login:
+            self.remember_device(handler, check.name, device)
             try:
                 self.sessions.issue(handler, check.name, verdict.reason, now)
             except StoreError as err:

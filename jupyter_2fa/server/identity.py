@@ -176,8 +176,10 @@ class TOTPIdentityProvider(Host, PasswordIdentityProvider):
         """Decide a login from the form's ``password`` and ``otp`` fields."""
         now = time.time()
         check = PasswordCheck(self.username, self.password_ok(password))
-        verdict = self.login_verdict(check, otp, self.client_address(handler), now)
+        device = self.known_device(handler, check.name)
+        verdict = self.login_verdict(check, otp, self.client_address(handler), now, device)
         if verdict.ok:
+            self.remember_device(handler, check.name, device)
             return LoginResult(user=self.sessions.issue(SessionFactor(verdict.reason), now))
         if verdict.outcome is Outcome.NOT_ENROLLED:
             if self.enrollment_policy == "cli-only":

@@ -7,6 +7,8 @@ little that differs: how a password is checked and which account a typed name me
 
 from __future__ import annotations
 
+import json
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,11 @@ from ..core.audit import Action, AuditSink, fan_out
 from ..core.network import Network, client_address, in_networks, parse_networks
 from ..messages import INVALID, Refusal, refusal
 from .refusals import Refused
+
+# A browser that logged in to an account before carries this signed cookie (the account and a random id):
+# its wrong passwords are counted on their own, and no stranger's guesses slow it down (core GuessKeys).
+DEVICE_COOKIE = "jupyter-2fa-device"
+DEVICE_COOKIE_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -88,9 +95,12 @@ class Host(TwoFactorConfig):
         """The user-facing answer to a failed attempt: one message for every wrong factor."""
         return refusal(verdict, self.help_text, invalid=self.invalid_message)
 
-    def login_verdict(self, check: PasswordCheck, otp: object, remote_addr: str | None, now: float) -> Verdict:
+    def login_verdict(
+        self, check: PasswordCheck, otp: object, remote_addr: str | None, now: float, device: str | None = None
+    ) -> Verdict:
         """The one login decision of both hosts: password checked by the host, then the second factor, the
-        trusted network or the optional rollout policy, as the core decides (:meth:`Verifier.login`)."""
+        trusted network or the optional rollout policy, as the core decides (:meth:`Verifier.login`).
+        ``device`` is :meth:`known_device`'s answer for this browser and account."""
         try:
             verifier = self.enrollment.verifier
         except StoreError as err:
@@ -104,7 +114,33 @@ class Host(TwoFactorConfig):
             remote_addr=remote_addr,
             trusted_network=self.in_trusted_network(remote_addr),
             password_alone_allowed=self.password_alone_allowed(now),
+            device=device,
         )
+
+    def known_device(self, handler: RequestHandler, name: str) -> str | None:
+        """This browser's device id if it logged in to ``name`` before (its signed device cookie), else None."""
+        signed = handler.get_secure_cookie(DEVICE_COOKIE, max_age_days=DEVICE_COOKIE_DAYS)
+        try:
+            owner, device = json.loads(signed or b"null")
+        except (TypeError, ValueError):
+            return None
+        return device if owner == name and isinstance(device, str) and device else None
+
+    def remember_device(self, handler: RequestHandler, name: str, device: str | None) -> None:
+        """After a login of ``name``: give (or renew) this browser's device cookie."""
+        handler.set_secure_cookie(
+            DEVICE_COOKIE,
+            json.dumps([name, device or secrets.token_urlsafe(18)]),
+            expires_days=DEVICE_COOKIE_DAYS,
+            path=self.device_cookie_path(handler),
+            httponly=True,
+            samesite="Strict",
+            secure=handler.request.protocol == "https",
+        )
+
+    def device_cookie_path(self, handler: RequestHandler) -> str:
+        """Where the login form posts: the device cookie goes nowhere else (never to user servers)."""
+        return str(handler.settings.get("base_url") or "/")
 
     async def basic_account(self, handler: RequestHandler, username: str, password: str) -> str:
         """The account whose password came as HTTP Basic credentials (how a notebook kernel calls the API),

@@ -212,6 +212,8 @@ def test_confirm_is_throttled_too(make_harness: HarnessFactory) -> None:
     assert caught.value.verdict == Verdict(Outcome.LOCKED, "locked")
 
 
+CAMPUS = tuple(parse_networks(["192.0.2.0/24"]))
+
 # -- wrong passwords: slowed down, never a lock ------------------------------------------------------------------
 
 
@@ -256,6 +258,40 @@ def test_wrong_passwords_slow_the_name_but_never_lock_it(make_harness: HarnessFa
     assert "account:ada" not in guess_rows(harness)  # the right password cleared the name's count
 
 
+def test_a_browser_the_owner_logged_in_with_is_never_slowed_by_strangers(make_harness: HarnessFactory) -> None:
+    """The review's attack: a stranger keeps the name's back-off running forever. A device the owner used
+    before (its id from the signed device cookie) is judged on its own count, not the name's or the source's."""
+    policy = GuessPolicy(free_attempts=2, base_delay=60, source_lockout_threshold=3)
+    harness = make_harness(settings(policy))
+    enrolled = harness.enroll()
+    now = T0 + PERIOD
+    for n in range(6):  # the name waits, and the stranger's address is blocked
+        wrong_password(harness, now, source="192.0.2.1" if n % 2 else f"198.51.100.{n}")
+    assert harness.verifier.verify(USER, enrolled.app.code(now), now, remote_addr="203.0.113.5").outcome is (
+        Outcome.THROTTLED
+    )
+    owner = harness.verifier.verify(USER, enrolled.app.code(now), now, remote_addr="192.0.2.1", device="laptop")
+    assert owner.ok
+    # The device's own wrong passwords are counted, on its own key.
+    verdicts = [
+        harness.verifier.verify(USER, "", now, first_factor_ok=False, remote_addr="192.0.2.1", device="laptop").outcome
+        for _ in range(3)
+    ]
+    assert verdicts == [Outcome.INVALID, Outcome.INVALID, Outcome.THROTTLED]
+    assert guess_rows(harness)["device:laptop"] == 2
+
+
+def test_throttled_attempts_write_nothing(make_harness: HarnessFactory) -> None:
+    """Refused attempts must not grow the table: only an attempt that is counted may add a row."""
+    harness = make_harness(settings(GuessPolicy(free_attempts=1, base_delay=60)))
+    harness.enroll()
+    wrong_password(harness, T0)
+    before = guess_rows(harness)
+    for n in range(200):
+        assert wrong_password(harness, T0 + 1, source=f"2001:db8:{n:x}::1").outcome is Outcome.THROTTLED
+    assert guess_rows(harness) == before
+
+
 def test_a_source_is_blocked_at_its_limit_and_forgiven_later(make_harness: HarnessFactory) -> None:
     policy = GuessPolicy(free_attempts=100, source_free_attempts=100, source_lockout_threshold=5, forget_after=600)
     harness = make_harness(settings(policy))
@@ -273,10 +309,16 @@ def test_a_source_is_blocked_at_its_limit_and_forgiven_later(make_harness: Harne
     assert wrong_password(harness, now + 600, username="user9").outcome is Outcome.INVALID
 
 
-def test_trusted_networks_are_not_counted_as_sources(make_harness: HarnessFactory) -> None:
-    """One campus NAT address must not get every user on campus blocked; each name is still counted."""
-    campus = tuple(parse_networks(["192.0.2.0/24"]))
-    policy = GuessPolicy(free_attempts=1, base_delay=60, source_lockout_threshold=2, exempt_sources=campus)
+@pytest.mark.parametrize(
+    "policy",
+    [
+        GuessPolicy(free_attempts=1, base_delay=60, source_lockout_threshold=2, exempt_sources=CAMPUS),
+        GuessPolicy(free_attempts=1, base_delay=60, source_lockout_threshold=2, count_sources=False),
+    ],
+    ids=["trusted-network", "host-sees-only-its-proxy"],
+)
+def test_sources_that_are_not_one_client_are_not_counted(make_harness: HarnessFactory, policy: GuessPolicy) -> None:
+    """One campus NAT address, or a hub's proxy, must not get every user blocked; each name is still counted."""
     harness = make_harness(settings(policy))
     outcomes = [wrong_password(harness, T0, username=f"user{n}").outcome for n in range(10)]
     assert outcomes == [Outcome.INVALID] * 10

@@ -122,6 +122,16 @@ def test_lock_out_refuses_even_the_right_code_with_the_help_text(hub: Hub) -> No
     assert not browser.logged_in()
 
 
+def test_a_strangers_guesses_at_other_names_slow_no_one_else(hub: Hub) -> None:
+    """Every login reaches the hub from its proxy here (no trusted_proxies): counting wrong passwords per
+    source would put every user behind one stranger's back-off, so only names are counted."""
+    device = enrolled_device(hub.new_browser(), "hank", PASSWORD)
+    for n in range(15):
+        assert_refused(hub.new_browser().login(f"guessed-{n}", "not the password", "000000"))
+    response = hub.new_browser().login("hank", PASSWORD, device.next_code())
+    assert response.status_code == 302, login_error(response)
+
+
 def test_a_recovery_code_works_once_in_the_code_field(hub: Hub) -> None:
     page = enroll_on_page(hub.new_browser(), "dave", PASSWORD)
     assert page.confirm is not None and page.confirm.status_code == 200
