@@ -53,6 +53,7 @@ from tornado.ioloop import PeriodicCallback
 
 from ..config import parse_deadline
 from ..core import Action, StoreError
+from ..web.handler import SECOND_FACTORS
 
 if TYPE_CHECKING:
     from .authenticator import TOTPAuthenticator
@@ -132,7 +133,18 @@ def revoke_hub_sessions(db: Session, user_name: str) -> None:
     for token in tokens:
         if ends_with_the_device(token):
             db.delete(token)
+    drop_oauth_codes(db, user.id)
     db.commit()
+
+
+def drop_oauth_codes(db: Session, user_id: Any, sessions: Iterable[str] | None = None) -> None:
+    """Delete the user's unexchanged OAuth codes (of ``sessions`` only, if given): a code fetched before a
+    session ended would otherwise still buy a server login for as long as the session would have lasted."""
+    query = db.query(orm.OAuthCode).filter(orm.OAuthCode.user_id == user_id)
+    if sessions is not None:
+        query = query.filter(orm.OAuthCode.session_id.in_(list(sessions)))
+    for code in query:
+        db.delete(code)
 
 
 def naive_utc(timestamp: float) -> datetime:
@@ -198,7 +210,7 @@ class HubSessions:
         grant = Grant.decode(signed) if signed else None
         return (
             grant is not None
-            and not grant.password_only
+            and grant.reason in SECOND_FACTORS  # an allow-list: a future password-only reason mints nothing
             and grant.user == user.name
             and grant.session == handler.get_session_cookie()
         )
@@ -230,6 +242,7 @@ class HubSessions:
                 for token in self._session_tokens(db, user.id, session):
                     db.delete(token)
                 self._remembered.pop(session, None)
+        drop_oauth_codes(db, user.id, {session for session in sessions if session})
         db.commit()
         handler.clear_cookie(GRANT_COOKIE, path=handler.hub.base_url)
         with contextlib.suppress(StoreError):  # the store would not open: the hub log below still says why
@@ -332,6 +345,7 @@ class HubSessions:
         for session, grant in list(self._remembered.items()):
             if grant.user == name and grant.epoch != epoch:
                 del self._remembered[session]
+        drop_oauth_codes(db, user.id)
         db.commit()
         if ended:
             self.host.log.info("2FA: %s's device changed; %d of their tokens ended", name, ended)
