@@ -102,8 +102,9 @@ class TwoFactorClient:
         """Activate the pending device with a code from it; returns the new recovery codes."""
         return list(self._call("POST", "enrollment/confirm", {"code": code}, password)["recovery_codes"])
 
-    def cancel(self, password: str) -> None:
-        self._call("DELETE", "enrollment", None, password)
+    def cancel(self, password: str, otp: str = "") -> None:
+        """Drop the pending enrollment; a re-link also needs ``otp``, a current or recovery code."""
+        self._call("DELETE", "enrollment", {"otp": otp} if otp else None, password)
 
     def regenerate_recovery_codes(self, password: str, otp: str) -> list[str]:
         return list(

@@ -44,6 +44,10 @@ STORE_CODES_NOW = (
 )
 # What an emptied field shows once the kernel holds what was typed into it ("{}": what was typed).
 HELD = "{} received (type it again to change it)"
+CANCEL_RELINK = (
+    "To cancel a re-link, type a current code from the device you are replacing (or a recovery code) in the "
+    "code field, then press Cancel again. Otherwise it expires by itself; the old device keeps working."
+)
 SIGNED_OUT = (
     "Your new device is linked. For your safety every session of your account was signed out, this one "
     "included. Your unsaved changes stay in this tab: open the login page in a new tab, log in with your "
@@ -238,13 +242,18 @@ class EnrollmentPanel(widgets.VBox):
 
     def _cancel(self) -> None:
         if self.step == "scan":
-            password, self._password = self._password, ""
-            self._end_linking()
+            # A re-link replaces a working device, so the server cancels it only with that device's current
+            # code (or a recovery code), typed into the code field; a first link needs nothing more.
             try:
-                self.client.cancel(password)
+                self.client.cancel(self._password, self.code.take())
             except ClientError as err:
+                if err.status == 403 and self.status.get("enrolled"):
+                    self._show("scan", error=CANCEL_RELINK)
+                    return
                 if err.status != 404:  # 404: it had already ended
+                    self._end_linking()
                     raise
+            self._end_linking()
             self.refresh()
             self.message.value = _text_message("Cancelled: nothing was linked.", "info")
             return

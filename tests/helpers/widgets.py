@@ -97,6 +97,11 @@ def running_gate(workdir: Path, extra_config: str = "") -> Iterator[GateServer]:
 
 def enroll_over_api(api_url: str) -> Device:
     """Link a device the way a script would (Basic password, the secret inline), for tests that start enrolled."""
+    return enroll_with_codes(api_url)[0]
+
+
+def enroll_with_codes(api_url: str) -> tuple[Device, list[str]]:
+    """:func:`enroll_over_api`, and the recovery codes the link handed out."""
     headers = basic_header(PASSWORD)
     started = requests.post(f"{api_url}enrollment", json={"password": PASSWORD}, headers=headers, timeout=30)
     assert started.status_code == 201, started.text
@@ -104,7 +109,7 @@ def enroll_over_api(api_url: str) -> Device:
     confirm = {"code": device.next_code()}
     confirmed = requests.post(f"{api_url}enrollment/confirm", json=confirm, headers=headers, timeout=30)
     assert confirmed.status_code == 200, confirmed.text
-    return device
+    return device, list(confirmed.json()["recovery_codes"])
 
 
 @dataclass

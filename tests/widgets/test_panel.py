@@ -21,7 +21,7 @@ from jupyter_2fa.widgets import ClientError, Endpoint, EnrollmentPanel, TwoFacto
 
 from helpers.ports import free_port
 from helpers.totp import Device
-from helpers.widgets import PASSWORD, GateServer, WebUser, enroll_over_api, manual_key
+from helpers.widgets import PASSWORD, GateServer, WebUser, enroll_over_api, enroll_with_codes, manual_key
 
 OPTIONAL = 'c.TwoFactorConfig.enrollment_policy = "optional"\n'
 
@@ -264,6 +264,21 @@ def test_relink_replaces_the_device(gate_server: GateServer) -> None:
     assert not browser.logged_in(), "re-linking ends the sessions granted before it"
     assert WebUser(gate_server.url).login(old_device.next_code()).status_code != 302
     assert WebUser(gate_server.url).login(new_device.next_code()).status_code == 302
+
+
+def test_a_relink_is_cancelled_only_with_the_old_devices_code(gate_server: GateServer) -> None:
+    """The password the panel holds is not enough to drop a re-link: the replaced device's code is."""
+    old_device, recovery_codes = enroll_with_codes(gate_server.api_url)
+    panel = EnrollmentPanel(client=gate_server.panel_client())
+    start_linking(panel, panel.relink_button, otp=old_device.next_code())
+    assert panel.step == "scan", message(panel)
+
+    panel.cancel_button.click()
+    assert panel.step == "scan" and "type a current code" in message(panel), message(panel)
+    panel.code.value = recovery_codes[0]
+    panel.cancel_button.click()
+    assert panel.step == "menu" and "Cancelled" in message(panel), message(panel)
+    assert panel.status["pending"] is False and panel.status["enrolled"] is True
 
 
 def test_relink_needs_the_current_code(gate_server: GateServer) -> None:
