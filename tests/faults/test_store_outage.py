@@ -24,7 +24,6 @@ from tornado.httpclient import HTTPResponse
 from helpers.gate import PASSWORD, STATUS, Browser, EnrolledAccount, body_text, json_body, login_message
 from helpers.postgres import (
     POSTGRES_SUPERUSER,
-    START_TIMEOUT_SECONDS,
     LocalCluster,
     PostgresServer,
     find_postgres_bindir,
@@ -83,19 +82,7 @@ class StoppableCluster(LocalCluster):
         """Start with the options of the last run (postmaster.opts, as ``pg_ctl restart`` reads them)."""
         argv = shlex.split((self.data / "postmaster.opts").read_text())  # the postgres binary, -D <data>, -c ...
         data = argv.index("-D")
-        options = argv[1:data] + argv[data + 2 :]  # pg_ctl gives -D itself
-        self._run(
-            "pg_ctl",
-            "start",
-            "--wait",
-            f"--timeout={START_TIMEOUT_SECONDS}",
-            "--pgdata",
-            str(self.data),
-            "--log",
-            str(self.log),
-            "-o",
-            shlex.join(options),
-        )
+        self.pg_ctl_start(argv[1:data] + argv[data + 2 :])  # pg_ctl gives -D itself
 
 
 @pytest.fixture

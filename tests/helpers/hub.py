@@ -579,6 +579,19 @@ def new_user_token(hub: Hub, name: str) -> str:
     return str(made.json()["token"])
 
 
+def hub_cli(hub: Hub, *args: str) -> subprocess.CompletedProcess[str]:
+    """``jupyter 2fa ARGS --config <the hub's jupyterhub_config.py>``, from another folder than the hub's."""
+    return subprocess.run(
+        [sys.executable, "-m", "jupyter_2fa.cli", *args, "--config", str(hub.config_file)],
+        cwd=hub.directory.parent,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def twofa_log_lines(hub: Hub, username: str) -> list[str]:
     """The hub log's 2FA decision lines about ``username`` ("2FA login success for 'alice' from …: totp")."""
     return [line for line in hub.log_text().splitlines() if "2FA " in line and f"for {username!r}" in line]

@@ -214,23 +214,27 @@ class LocalCluster:
             options = {**server_options, "port": str(self.port)}
             argv = [token for key, value in options.items() for token in ("-c", f"{key}={value}")]
             try:
-                self._run(
-                    "pg_ctl",
-                    "start",
-                    "--wait",
-                    f"--timeout={START_TIMEOUT_SECONDS}",
-                    "--pgdata",
-                    str(self.data),
-                    "--log",
-                    str(self.log),
-                    "-o",
-                    shlex.join(argv),  # pg_ctl hands -o to /bin/sh
-                )
+                self.pg_ctl_start(argv)
                 return
             except RuntimeError:
                 if attempt == attempts[-1]:
                     raise
                 # Most likely someone took the port between free_port() and the bind; try another.
+
+    def pg_ctl_start(self, server_argv: list[str]) -> None:
+        """``pg_ctl start`` on this cluster with the server's own options (``-c key=value`` …)."""
+        self._run(
+            "pg_ctl",
+            "start",
+            "--wait",
+            f"--timeout={START_TIMEOUT_SECONDS}",
+            "--pgdata",
+            str(self.data),
+            "--log",
+            str(self.log),
+            "-o",
+            shlex.join(server_argv),  # pg_ctl hands -o to /bin/sh
+        )
 
     def stop(self) -> None:
         """Stop the server immediately (no checkpoint: the data is about to be deleted)."""

@@ -8,8 +8,6 @@ would a real front proxy's). Campus is 10.0.0.0/8, the trusted network; home is 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -23,6 +21,7 @@ from helpers.hub import (
     HubBrowser,
     HubFactory,
     enroll_on_page,
+    hub_cli,
     login_error,
     module_hub,
     new_user_token,
@@ -258,15 +257,7 @@ def reset_by_admin(hub: Hub, name: str, codes: list[str]) -> None:
 
 def reset_in_a_terminal(hub: Hub, name: str, codes: list[str]) -> None:
     """``jupyter 2fa reset`` with the hub's config: another process, which changes only the 2FA store."""
-    done = subprocess.run(
-        [sys.executable, "-m", "jupyter_2fa.cli", "reset", name, "--config", str(hub.config_file)],
-        cwd=hub.directory.parent,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = hub_cli(hub, "reset", name)
     assert done.returncode == 0, done.stderr
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -15,7 +13,7 @@ from tornado import web
 
 from jupyter_2fa.hub.admin import AdminHandler
 
-from helpers.hub import Hub, enrolled_device, login_error, module_hub, twofa_api
+from helpers.hub import Hub, enrolled_device, hub_cli, login_error, module_hub, twofa_api
 from helpers.totp import totp_step
 
 PASSWORD = "correct horse battery staple"
@@ -44,19 +42,6 @@ c.JupyterHub.load_roles.append(
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     with module_hub(tmp_path_factory, CONFIG) as started:
         yield started
-
-
-def cli(hub: Hub, *args: str) -> subprocess.CompletedProcess[str]:
-    """``jupyter 2fa ARGS --config <the hub's jupyterhub_config.py>``, from another folder than the hub's."""
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_2fa.cli", *args, "--config", str(hub.config_file)],
-        cwd=hub.directory.parent,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_listing_needs_an_admin_token(hub: Hub) -> None:
@@ -143,24 +128,24 @@ def test_unlock_lifts_a_lock_out(hub: Hub) -> None:
 
 def test_the_cli_lists_and_resets_the_hubs_users_with_its_config(hub: Hub) -> None:
     device = enrolled_device(hub.new_browser(), "dave", PASSWORD)
-    listed = cli(hub, "list")
+    listed = hub_cli(hub, "list")
     assert listed.returncode == 0, listed.stderr
     rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()[1:]}
     assert rows["dave"][1] == "yes"  # LINKED
 
-    status = cli(hub, "status", "dave")
+    status = hub_cli(hub, "status", "dave")
     assert status.returncode == 0, status.stderr
     assert "linked since" in status.stdout
     assert "failed attempts:     0 of 3" in status.stdout  # the hub's lockout_threshold
 
-    reset = cli(hub, "reset", "dave")
+    reset = hub_cli(hub, "reset", "dave")
     assert reset.returncode == 0, reset.stderr
     assert "Reset dave" in reset.stdout
     assert twofa_api(hub, "GET", "dave").json()["enrolled"] is False
     refused = hub.new_browser().login("dave", PASSWORD, device.code_at(totp_step()))
     assert refused.status_code == 403
     assert "/hub/2fa/enroll" in (login_error(refused) or "")
-    assert cli(hub, "reset", "nobody").returncode == 1
+    assert hub_cli(hub, "reset", "nobody").returncode == 1
 
 
 def test_deleting_a_hub_user_unlinks_their_device(hub: Hub) -> None:
