@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from jupyter_2fa.core import Keyring, Store
+from jupyter_2fa.core.store import SCHEMA_VERSION
 
 from helpers.postgres import PostgresServer
 
@@ -87,15 +88,15 @@ def test_store_url_kinds(store_url: str, request: pytest.FixtureRequest) -> None
         assert request.node.get_closest_marker("postgres") is not None
 
 
-def test_store_opens_at_schema_version_1(store_url: str) -> None:
+def test_store_opens_at_the_current_schema_version(store_url: str) -> None:
     keyring = Keyring([Fernet.generate_key()], "test")
     store = Store(store_url, keyring)
     try:
-        assert store.schema_version() == 1
+        assert store.schema_version() == SCHEMA_VERSION
     finally:
         store.close()
     reopened = Store(store_url, keyring)
     try:
-        assert reopened.schema_version() == 1
+        assert reopened.schema_version() == SCHEMA_VERSION
     finally:
         reopened.close()

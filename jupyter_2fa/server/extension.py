@@ -45,6 +45,12 @@ class TwoFactorExtension(ExtensionApp):
         self.handlers.extend(handlers())
         self._tell_kernels(provider)
 
+    async def stop_extension(self) -> None:
+        """The server stops: close the store's connections (a PostgreSQL pool would otherwise linger)."""
+        provider = self.server.identity_provider
+        if isinstance(provider, TOTPIdentityProvider):
+            provider.close_store()
+
     def _tell_kernels(self, provider: TOTPIdentityProvider) -> None:
         """Put the API's address and the status token in the environment this server's kernels inherit.
 

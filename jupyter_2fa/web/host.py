@@ -78,6 +78,12 @@ class Host(TwoFactorConfig):
             self._enrollment = enrollment
         return self._enrollment
 
+    def close_store(self) -> None:
+        """Close the store's connections, if it was opened; it opens again on next use."""
+        if self._enrollment is not None:
+            self._enrollment.store.close()
+            self._enrollment = None
+
     def add_audit_sink(self, sink: AuditSink) -> None:
         """Also send every decision to ``sink`` (jupyter_events, the hosts' event bus)."""
         self._extra_audit_sinks.append(sink)
