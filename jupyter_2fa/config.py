@@ -8,18 +8,21 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import jupyter_data_dir
 from traitlets import CaselessStrEnum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from .core import Enrollment, Keyring, Settings, Store, ThrottlePolicy, TOTPParameters, Verifier
 from .core.audit import AuditSink, JsonlAuditLog, fan_out, logging_sink
 from .core.network import parse_networks
 from .core.oneshot import OneShotImages
-from .core.store import default_sqlite_url
-from .core.throttle import MAX_LOCKOUT_THRESHOLD, GuessPolicy
+from .core.settings import Settings
+from .core.throttle import MAX_LOCKOUT_THRESHOLD, GuessPolicy, ThrottlePolicy
+from .core.totp import TOTPParameters
+
+if TYPE_CHECKING:
+    from .core import Enrollment, Keyring
 
 
 def parse_deadline(text: str) -> float:
@@ -219,6 +222,8 @@ class TwoFactorConfig(LoggingConfigurable):
 
     @default("db_url")
     def _db_url_default(self) -> str:
+        from .core.store import default_sqlite_url  # SQLAlchemy loads with the store, not with the config
+
         return default_sqlite_url(Path(jupyter_data_dir()))
 
     keys_env_var = Unicode(
@@ -435,6 +440,8 @@ class TwoFactorConfig(LoggingConfigurable):
         )
 
     def keyring(self) -> Keyring:
+        from .core.keys import Keyring  # cryptography loads when the store opens
+
         return Keyring.from_env(self.keys_env_var) or Keyring.from_file(Path(self.key_file))
 
     def audit_sink(self) -> AuditSink:
@@ -453,6 +460,8 @@ class TwoFactorConfig(LoggingConfigurable):
 
     def open_enrollment(self, audit: AuditSink | None = None) -> Enrollment:
         """Open the store and return the enrollment machine (``.verifier``, ``.store`` hang off it)."""
+        from .core import Enrollment, Store, Verifier
+
         store = Store(self.db_url, self.keyring())
         verifier = Verifier(store, self.core_settings(), audit or self.audit_sink())
         return Enrollment(verifier)

@@ -8,13 +8,17 @@ a reload or a second tab never sees the first secret again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import recovery
 from .audit import Action
 from .errors import TwoFactorError
 from .qr import qr_card_svg, qr_svg, qr_terminal
 from .totp import InvalidCode, matching_step, new_secret, normalize_code, provisioning_uri
-from .verifier import Outcome, Verdict, Verifier
+from .verdicts import Outcome, Verdict
+
+if TYPE_CHECKING:
+    from .verifier import Verifier
 
 
 class EnrollmentError(TwoFactorError):

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import io
 import re
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
-import qrcode
-import qrcode.image.svg
+if TYPE_CHECKING:
+    import qrcode
+    import qrcode.image.svg
 
 
 def _qr(uri: str) -> qrcode.QRCode[qrcode.image.svg.SvgPathImage]:
+    import qrcode  # loaded when a code is first drawn, not when the gate starts
+    import qrcode.image.svg
+
     code = qrcode.QRCode(
         error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, image_factory=qrcode.image.svg.SvgPathImage
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
+from typing import TYPE_CHECKING
 
 from .totp import MAX_INPUT_LENGTH, InvalidCode
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 # Crockford's Base32: no I, L, O or U, so a code read aloud or copied by hand survives.
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -16,9 +18,14 @@ CODE_LENGTH = 10  # 10 characters x 5 bits = 50 bits each
 _CONFUSABLE = str.maketrans({"i": "1", "l": "1", "o": "0"})
 _CODE = re.compile(f"[{ALPHABET}]{{{CODE_LENGTH}}}", re.ASCII)
 
-# OWASP's Argon2id floor (19 MiB, 2 passes). The codes already carry 50 random bits; the slow hash keeps a
-# stolen database from turning into usable codes.
-_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+@functools.cache
+def _hasher() -> PasswordHasher:
+    """OWASP's Argon2id floor (19 MiB, 2 passes). The codes already carry 50 random bits; the slow hash keeps a
+    stolen database from turning into usable codes. Built on first use: argon2 is not loaded before a code is."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 
 def new_codes(count: int) -> list[str]:
@@ -48,12 +55,14 @@ def normalize(raw: object) -> str:
 
 def hash_code(code: str) -> str:
     """A salted Argon2id hash of a code (normalised first, so any typed form verifies)."""
-    return _HASHER.hash(normalize(code))
+    return _hasher().hash(normalize(code))
 
 
 def matches(code: str, code_hash: str) -> bool:
     """Whether a normalised code matches a stored hash; a corrupt hash never matches."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
-        return _HASHER.verify(code_hash, code)
+        return _hasher().verify(code_hash, code)
     except (VerificationError, InvalidHashError):
         return False

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from enum import Enum
 
 from . import recovery
 from .audit import Action, AuditEvent, AuditSink, discard
@@ -14,38 +12,7 @@ from .settings import Settings
 from .store import Account, GuessKeys, Store
 from .throttle import name_key
 from .totp import InvalidCode, looks_like_totp, matching_step, normalize_code
-
-
-class Outcome(str, Enum):
-    ACCEPTED = "accepted"
-    INVALID = "invalid"  # wrong password, wrong/malformed/replayed code: one answer for all of them
-    THROTTLED = "throttled"
-    LOCKED = "locked"
-    NOT_ENROLLED = "not-enrolled"
-    UNAVAILABLE = "unavailable"  # the store failed: fail closed
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The answer to one attempt. ``reason`` is for the audit log; users see only ``outcome``."""
-
-    outcome: Outcome
-    reason: str
-    retry_after: float = 0.0
-    recovery_codes_left: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is Outcome.ACCEPTED
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One attempt admitted (or refused) by the throttle; ``failures`` already counts it."""
-
-    account: Account | None
-    failures: int
-    refusal: Verdict | None
+from .verdicts import Attempt, Outcome, Verdict
 
 
 class Verifier:

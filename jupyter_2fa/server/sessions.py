@@ -12,10 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from jupyter_server.auth.identity import User
 
-from ..core import Store, StoreError
+from ..core import StoreError
+
+if TYPE_CHECKING:
+    from ..core import Store
 
 COOKIE_REFRESH_SECONDS = 60  # how stale the cookie's "last seen" may get before it is rewritten
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..core import Account, Provisioning
 from ..core.oneshot import OneShotImages
+
+if TYPE_CHECKING:
+    from ..core import Account, Provisioning
 
 
 def account_status(account: Account | None, lockout_threshold: int) -> dict[str, Any]:

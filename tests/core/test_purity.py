@@ -86,3 +86,27 @@ def test_the_purity_check_can_fail() -> None:
     """Control: the same check does see a framework when one is imported."""
     modules = imported_by("import jupyter_2fa.core\nimport traitlets")
     assert "traitlets" in modules
+
+
+HEAVY = ("sqlalchemy", "cryptography", "argon2", "qrcode")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import jupyter_2fa.core",
+        "import jupyter_server.serverapp, jupyter_2fa.server, jupyter_2fa.server.extension",
+        "import jupyter_2fa.web.api, jupyter_2fa.web.pages, jupyter_2fa.messages",
+    ],
+    ids=["core", "gate", "web"],
+)
+def test_nothing_heavy_is_imported_before_it_is_needed(statement: str) -> None:
+    """A server with the gate on starts without the database, crypto, hashing or QR libraries: they load
+    when the store opens or a code is checked or drawn (issue 12: start-up cost)."""
+    modules = imported_by(statement)
+    assert sorted(m for m in modules if m.split(".")[0] in HEAVY) == []
+
+
+def test_the_heavy_check_can_fail() -> None:
+    """Control: opening the store's module does load SQLAlchemy."""
+    assert "sqlalchemy" in imported_by("import jupyter_2fa.core.store")

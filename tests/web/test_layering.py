@@ -24,6 +24,11 @@ HOSTS = ("jupyter_server", "jupyterhub", "ipywidgets")
 LAZY = {
     ("jupyter_2fa", "jupyter_2fa.server.extension"),  # jupyter_server's extension point, found on demand
     ("jupyter_2fa.cli", "jupyter_2fa.hub"),  # the hub extra, only with a jupyterhub_config.py
+    # the store, its keys and the core's machinery load when the store opens, not at start-up
+    # (tests/core/test_purity.py::test_nothing_heavy_is_imported_before_it_is_needed)
+    ("jupyter_2fa.config", "jupyter_2fa.core"),
+    ("jupyter_2fa.config", "jupyter_2fa.core.keys"),
+    ("jupyter_2fa.config", "jupyter_2fa.core.store"),
 }
 
 

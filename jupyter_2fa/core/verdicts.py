@@ -1,0 +1,42 @@
+"""The answer to one attempt, as every front-end reads it; light to import (no database, no crypto)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .store import Account
+
+
+class Outcome(str, Enum):
+    ACCEPTED = "accepted"
+    INVALID = "invalid"  # wrong password, wrong/malformed/replayed code: one answer for all of them
+    THROTTLED = "throttled"
+    LOCKED = "locked"
+    NOT_ENROLLED = "not-enrolled"
+    UNAVAILABLE = "unavailable"  # the store failed: fail closed
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to one attempt. ``reason`` is for the audit log; users see only ``outcome``."""
+
+    outcome: Outcome
+    reason: str
+    retry_after: float = 0.0
+    recovery_codes_left: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.ACCEPTED
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt admitted (or refused) by the throttle; ``failures`` already counts it."""
+
+    account: Account | None
+    failures: int
+    refusal: Verdict | None
