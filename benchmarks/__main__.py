@@ -1,0 +1,196 @@
+"""One command for the benchmarks that have a runner so far; writes docs/benchmarks.md (a Markdown table and the
+JSON it came from).
+
+    .venv/bin/python -m benchmarks [--rounds N] [--postgres-url URL]
+
+- **login check vs one durable commit**: on the same store, interleaved A B C D …, each round:
+  - A, a bare durable single-row commit;
+  - B, a login check with a right code;
+  - C, a wrong password (a new source each round);
+  - D, a right password with a wrong code.
+
+  Reported as medians and p99, with each ratio to A first. SQLite always (a file, rollback journal); PostgreSQL
+  with ``--postgres-url``.
+- **start-up**: in fresh interpreters, stock ``jupyter_server.serverapp``'s import, then what importing the gate
+  (``jupyter_2fa.server``) adds in the same process: time and peak RSS.
+
+Timings are measured, never asserted: nothing here runs in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+
+from jupyter_2fa.core import Enrollment, Keyring, Settings, Store, ThrottlePolicy, Verifier
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUT = REPO / "docs" / "benchmarks.md"
+# Refused attempts must not trip the lock mid-run: the throttle's arithmetic is not what is measured.
+SETTINGS = Settings(recovery_code_count=1, throttle=ThrottlePolicy(lockout_threshold=100, free_attempts=100))
+
+
+def summary(seconds: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in seconds)
+    return {"median_ms": statistics.median(ms), "p99_ms": ms[min(len(ms) - 1, int(0.99 * len(ms)))], "n": len(ms)}
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def login_check(db_url: str, rounds: int) -> dict[str, Any]:
+    """A B C D … on one store: a bare commit, a right code, a wrong password, a wrong code."""
+    store = Store(db_url, Keyring([Fernet.generate_key()], "benchmark"))
+    enrollment = Enrollment(Verifier(store, SETTINGS))
+    verifier = enrollment.verifier
+    user, start = f"bench-{time.time_ns()}", 1_800_000_000.0
+    enrollment.begin(user, start)
+    totp = pyotp.parse_uri(enrollment.reveal(user, start).uri)
+    enrollment.confirm(user, totp.at(start), start)
+    bare = sa.text("UPDATE jupyter_2fa_meta SET value = value WHERE key = 'schema_version'")
+
+    def commit() -> None:
+        with store.engine.begin() as conn:
+            conn.execute(bare)
+
+    samples: dict[str, list[float]] = {"commit": [], "right code": [], "wrong password": [], "wrong code": []}
+    for n in range(rounds):
+        now = start + 30 * (n + 1)
+        code = totp.at(now)
+        wrong = next(c for c in ("000000", "111111", "222222") if c != code)
+        source = f"10.{n // 250 % 250}.{n % 250}.1"  # a new source each round: the source back-off stays out
+        samples["commit"].append(timed(commit))
+        samples["right code"].append(timed(partial(verifier.verify, user, code, now, remote_addr="192.0.2.1")))
+        samples["wrong password"].append(
+            timed(partial(verifier.verify, user, code, now + 1, first_factor_ok=False, remote_addr=source))
+        )
+        samples["wrong code"].append(timed(partial(verifier.verify, user, wrong, now + 2, remote_addr="192.0.2.1")))
+        store.unlock(user)  # clears both counts outside the timed calls
+    backend = store.url.get_backend_name()
+    store.close()
+    results = {name: summary(values) for name, values in samples.items()}
+    base = results["commit"]["median_ms"]
+    for result in results.values():
+        result["ratio_to_commit"] = result["median_ms"] / base
+    return {"store": backend, "rounds": rounds, "results": results}
+
+
+STARTUP = (
+    "import resource, time\n"
+    "rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "t = time.perf_counter()\n"
+    "import jupyter_server.serverapp\n"
+    "t1, r1 = time.perf_counter(), rss()\n"
+    "import jupyter_2fa.server, jupyter_2fa.server.extension\n"
+    "print(t1 - t, time.perf_counter() - t1, r1, rss() - r1)\n"
+)
+
+
+def startup(rounds: int) -> dict[str, Any]:
+    """Fresh interpreters: stock jupyter_server's import, then what importing the gate adds in the same process
+    (seconds, and peak RSS in KiB)."""
+    keys = ("stock_seconds", "gate_seconds", "stock_rss_kib", "gate_rss_kib")
+    samples: dict[str, list[float]] = {key: [] for key in keys}
+    for _ in range(rounds):
+        out = subprocess.run([sys.executable, "-c", STARTUP], capture_output=True, text=True, check=True).stdout
+        for key, value in zip(keys, out.split(), strict=True):
+            samples[key].append(float(value))
+    medians = {key: statistics.median(values) for key, values in samples.items()}
+    return {
+        "rounds": rounds,
+        "medians": medians,
+        "gate_adds_ms": medians["gate_seconds"] * 1000,
+        "gate_adds_mib": medians["gate_rss_kib"] / 1024,
+    }
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def markdown(data: dict[str, Any]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `.venv/bin/python -m benchmarks`; the JSON it came from is at the end. Ratios first,",
+        "absolute times as context. Nothing here is asserted by a test.",
+        "",
+        f"Machine: {data['machine']['platform']}, {data['machine']['cpus']} CPUs, Python {data['machine']['python']},"
+        f" SQLite {data['machine']['sqlite']}; {data['machine']['when']}.",
+        "",
+        "## A login check against one durable single-row commit on the same store",
+        "",
+        "| store | check | ratio to one commit | median | p99 |",
+        "|---|---|---|---|---|",
+    ]
+    for run in data["login_check"]:
+        for name, result in run["results"].items():
+            lines.append(
+                f"| {run['store']} | {name} | {result['ratio_to_commit']:.2f}x | {result['median_ms']:.2f} ms |"
+                f" {result['p99_ms']:.2f} ms |"
+            )
+    boot = data["startup"]
+    lines += [
+        "",
+        "## Start-up: stock jupyter_server, and with the gate imported",
+        "",
+        f"The gate adds **{boot['gate_adds_ms']:.0f} ms** and **{boot['gate_adds_mib']:.1f} MiB** peak RSS"
+        f" to stock jupyter_server's {boot['medians']['stock_seconds'] * 1000:.0f} ms and"
+        f" {boot['medians']['stock_rss_kib'] / 1024:.0f} MiB (medians of {boot['rounds']} fresh interpreters;"
+        " first login not included).",
+        "",
+        "## Not run by this command yet",
+        "",
+        "`gate_requests.py` and `panel_calls.py` (per-request cost against stock jupyter_server) still run on their",
+        "own; the hub burst and scale benchmarks of issue 12 are to come.",
+        "",
+        "```json",
+        json.dumps(data, indent=2),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--postgres-url", help="also measure on this PostgreSQL database (fsync on, as deployed)")
+    args = parser.parse_args()
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        runs.append(login_check(f"sqlite:///{Path(tmp) / 'store' / 'store.sqlite'}", args.rounds))
+    if args.postgres_url:
+        runs.append(login_check(args.postgres_url, args.rounds))
+    data = {"machine": machine(), "login_check": runs, "startup": startup(max(5, args.rounds // 20))}
+    OUTPUT.write_text(markdown(data))
+    print(f"wrote {OUTPUT}")
+
+
+if __name__ == "__main__":
+    main()
