@@ -10,6 +10,11 @@ if TYPE_CHECKING:
     from .store import Account
 
 
+# The reasons of an accepted verdict that showed the device (the others let the password alone in): what a
+# session granted on them may do that a password-only one may not (cancel a re-link, mint a hub token).
+SECOND_FACTOR_REASONS = frozenset({"totp", "recovery-code"})
+
+
 class Outcome(str, Enum):
     ACCEPTED = "accepted"
     INVALID = "invalid"  # wrong password, wrong/malformed/replayed code: one answer for all of them

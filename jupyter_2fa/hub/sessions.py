@@ -53,7 +53,7 @@ from tornado.ioloop import PeriodicCallback
 
 from ..config import parse_deadline
 from ..core import Action, StoreError
-from ..web.handler import SECOND_FACTORS
+from ..core.verdicts import SECOND_FACTOR_REASONS
 
 if TYPE_CHECKING:
     from .authenticator import TOTPAuthenticator
@@ -210,7 +210,7 @@ class HubSessions:
         grant = Grant.decode(signed) if signed else None
         return (
             grant is not None
-            and grant.reason in SECOND_FACTORS  # an allow-list: a future password-only reason mints nothing
+            and grant.reason in SECOND_FACTOR_REASONS  # an allow-list: a future password-only reason mints nothing
             and grant.user == user.name
             and grant.session == handler.get_session_cookie()
         )

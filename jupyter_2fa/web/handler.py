@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, Template
 from tornado import web
 
+from ..core.verdicts import SECOND_FACTOR_REASONS
 from .forms import form_field, json_fields
 from .refusals import Refused
 
@@ -34,9 +35,6 @@ def routes(*handlers: type[FlowHandler]) -> list[tuple[str, type[web.RequestHand
 def authenticated(verb: Verb) -> Verb:
     """tornado's ``web.authenticated`` (a login is required, as each host defines it), keeping the verb's type."""
     return cast(Verb, web.authenticated(verb))
-
-
-SECOND_FACTORS = frozenset({"totp", "recovery-code"})  # the session factors that showed the device
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ class FlowHandler(web.RequestHandler):
 
     def second_factor_proven(self, caller: Caller) -> bool:
         """Whether the caller's browser session was opened with a second factor (not the password alone)."""
-        return self.session_of(caller)[0] in SECOND_FACTORS
+        return self.session_of(caller)[0] in SECOND_FACTOR_REASONS
 
     def device_linked(self, caller: Caller) -> None:
         """A new device is active: end the account's older sessions, and give this browser a fresh one where
