@@ -4,11 +4,17 @@ Every check-and-change that guards security (accept a time step once, spend a re
 failure, show a pending secret once, activate a pending factor) is a single conditional UPDATE whose row count
 says whether this caller won. That holds across threads and processes on both databases: SQLite runs each
 transaction under ``BEGIN IMMEDIATE``; PostgreSQL re-checks the WHERE clause of a concurrent UPDATE.
+
+A login check (:meth:`Store.checking`) is one transaction: it reads the account and its wrong-password rows
+with their locks held (``BEGIN IMMEDIATE`` / ``SELECT … FOR UPDATE``), so parallel checks of one account run one
+after another, and everything it decides is committed once. One durable commit per login is the cost floor.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +39,8 @@ _KEY_CHECK_TEXT = "jupyter-2fa key check"
 # cure, while the host's event loop, and with it every user of the server or hub, waits too. Python's own
 # default; a URL's ``?timeout=`` (seconds) overrides it.
 SQLITE_BUSY_TIMEOUT_SECONDS = 5.0
+# Forgotten wrong-password rows are pruned at most this often per store (see Store._forget_guesses).
+GUESS_PRUNE_INTERVAL_SECONDS = 60.0
 
 metadata = sa.MetaData()
 
@@ -89,6 +97,64 @@ guesses = sa.Table(
     sa.Column("next_attempt_at", sa.Float, nullable=True),
     sa.Column("last_failure_at", sa.Float, nullable=False, index=True),
 )
+
+
+# A login check's statements, built once: constructing a SQLAlchemy statement costs more than running it on
+# SQLite, and a login check is meant to cost little more than its one commit. Values are bound at execution.
+_recovery_codes_left = (
+    sa.select(sa.func.count())
+    .select_from(recovery_codes)
+    .where(recovery_codes.c.username == accounts.c.username, recovery_codes.c.used_at.is_(None))
+    .scalar_subquery()
+    .label("recovery_codes_left")
+)
+_ACCOUNT = sa.select(accounts, _recovery_codes_left).where(accounts.c.username == sa.bindparam("name"))
+_LIVE_GUESSES = (
+    sa.select(guesses)
+    .where(guesses.c.key.in_(sa.bindparam("keys", expanding=True)), guesses.c.last_failure_at > sa.bindparam("since"))
+    .with_for_update()
+)
+# Both in one round trip: a row per live guess row, each beside the account's columns (NULL when either is
+# missing). The locks are taken inside the two CTEs, so the outer joins never touch a locked table.
+# PostgreSQL holds the rows until commit; SQLite's BEGIN IMMEDIATE already holds the whole file.
+_account_cte = _ACCOUNT.with_for_update(of=accounts).cte("account")
+_guesses_cte = _LIVE_GUESSES.cte("guess")
+_LOCKED_ACCOUNT_AND_GUESSES = sa.select(
+    *_account_cte.c, *(column.label(f"guess_{column.name}") for column in _guesses_cte.c)
+).select_from(
+    sa.select(sa.literal(1).label("one"))
+    .subquery("one")
+    .outerjoin(_account_cte, sa.true())
+    .outerjoin(_guesses_cte, sa.true())
+)
+_ACCOUNT_FIELDS = tuple(column.name for column in _account_cte.c)
+_GUESS_FIELDS = tuple(column.name for column in _guesses_cte.c)
+_COUNT_FAILURE = (
+    accounts.update()
+    .where(accounts.c.username == sa.bindparam("name"))
+    .values(failures=sa.bindparam("new_failures"), next_attempt_at=sa.bindparam("wait_until"))
+)
+# The replay guard: a step newer than every step accepted before for this factor; a success clears failures.
+_ACCEPT_STEP = (
+    accounts.update()
+    .where(
+        accounts.c.username == sa.bindparam("name"),
+        accounts.c.generation == sa.bindparam("factor_generation"),
+        accounts.c.secret.is_not(None),
+        sa.or_(accounts.c.last_step.is_(None), accounts.c.last_step < sa.bindparam("step")),
+    )
+    .values(last_step=sa.bindparam("step"), failures=0, next_attempt_at=None)
+)
+_COUNT_GUESS = (
+    guesses.update()
+    .where(guesses.c.key == sa.bindparam("guess_key"))
+    .values(
+        failures=sa.bindparam("new_failures"),
+        next_attempt_at=sa.bindparam("wait_until"),
+        last_failure_at=sa.bindparam("failed_at"),
+    )
+)
+_FORGET_GUESS = guesses.delete().where(guesses.c.key == sa.bindparam("guess_key"))
 
 
 @dataclass(frozen=True)
@@ -150,6 +216,90 @@ class Account:
         return self.secret is not None
 
 
+@dataclass
+class LoginCheck:
+    """The reads and writes of one login check, inside :meth:`Store.checking`'s transaction.
+
+    ``account`` was read with its row locked, so it is current for the whole check: each method decides from
+    it and writes at most one statement, and the transaction commits them together.
+    """
+
+    store: Store
+    conn: Connection
+    username: str
+    account: Account | None
+    # The wrong-password rows read (and locked) with the account, by key; keys read that had no live row are
+    # absent, and ``read`` says which keys were asked for.
+    guesses: dict[str, Any]
+    read: frozenset[str]
+    counted: int | None = None  # the second factor's failure count once this check has counted one
+
+    def count_guess(self, keys: GuessKeys, wrong: bool, now: float, policy: GuessPolicy) -> float:
+        """Apply the wrong-password policy to one password check; returns 0 when the attempt may count.
+
+        While a key must wait (or the source is blocked) the answer is the seconds left, whether or not this
+        password was right, and nothing is counted or written. Otherwise a wrong password is counted against
+        every key, and a right one clears its own (see :class:`GuessKeys`).
+        """
+        keyed = keys.counted(policy)
+        names = [key for key, _ in keyed]
+        if self.read.issuperset(names):
+            counts = {key: self.guesses[key] for key in names if key in self.guesses}
+        else:
+            counts = _live_guesses(self.conn, names, now, policy)
+        wait = _guess_wait(counts, keys.source, now, policy)
+        if wait > 0:
+            return wait
+        if not wrong:
+            cleared = keys.cleared_by_a_right_password
+            if cleared in counts:  # a right password with nothing to clear writes nothing
+                self.conn.execute(_FORGET_GUESS, {"guess_key": cleared})
+            return 0.0
+        # Rows are made only for an attempt that counts; a row another request made meanwhile is read again.
+        if any(key not in counts for key in names):
+            for key in names:
+                if key not in counts:
+                    _insert_missing(self.conn, guesses, {"key": key, "failures": 0, "last_failure_at": now})
+            counts = _live_guesses(self.conn, names, now, policy)
+            wait = _guess_wait(counts, keys.source, now, policy)
+            if wait > 0:
+                return wait
+        for key, delay_after in keyed:
+            failures = (counts[key]["failures"] if key in counts else 0) + 1
+            delay = delay_after(failures)
+            wait_until = now + delay if delay else None
+            self.conn.execute(
+                _COUNT_GUESS, {"guess_key": key, "new_failures": failures, "wait_until": wait_until, "failed_at": now}
+            )
+        self.store._forget_guesses(self.conn, now, policy)
+        return 0.0
+
+    def ensure_account(self) -> None:
+        """Give a name whose password was right its row (named in the throttle, listed for admins)."""
+        if self.account is None:
+            _insert_missing(self.conn, accounts, {"username": self.username})
+
+    def count_failure(self, now: float, policy: ThrottlePolicy) -> int:
+        """Count one second-factor failure and set the back-off it earns; returns the new count."""
+        assert self.account is not None
+        failures = self.account.failures + 1
+        delay = policy.delay_after(failures)
+        wait_until = now + delay if delay else None
+        self.conn.execute(_COUNT_FAILURE, {"name": self.username, "new_failures": failures, "wait_until": wait_until})
+        self.counted = failures
+        return failures
+
+    def accept_step(self, step: int) -> bool:
+        """Record ``step`` as used if it is newer than every step accepted before (the replay guard), and clear
+        the failures in the same statement. Its conditions hold without the row lock too."""
+        assert self.account is not None
+        values = {"name": self.username, "factor_generation": self.account.generation, "step": step}
+        return self.conn.execute(_ACCEPT_STEP, values).rowcount == 1
+
+    def unused_recovery_hashes(self) -> list[tuple[int, str]]:
+        return _unused_recovery_hashes(self.conn, self.username)
+
+
 def default_sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'jupyter_2fa' / 'store.sqlite'}"
 
@@ -180,6 +330,7 @@ class Store:
     def __init__(self, url: str, keyring: Keyring, engine_options: dict[str, Any] | None = None):
         self.keyring = keyring
         self.url = make_url(url)
+        self._pruned_at = -math.inf
         options = dict(engine_options or {})
         try:
             if self.url.get_backend_name() == "sqlite":
@@ -268,7 +419,7 @@ class Store:
 
     def _ensure_row(self, conn: Connection, username: str) -> None:
         """INSERT the account's row unless it exists; concurrent callers for a new user both succeed."""
-        _insert_missing(conn, accounts, username=username)
+        _insert_missing(conn, accounts, {"username": username})
 
     def _update(self, conn: Connection, username: str, *conditions: Any, **values: Any) -> bool:
         """UPDATE the account row if ``conditions`` hold; True when this caller changed it."""
@@ -282,15 +433,9 @@ class Store:
             return self._get(conn, username)
 
     def _get(self, conn: Connection, username: str) -> Account | None:
-        row = conn.execute(sa.select(accounts).where(accounts.c.username == username)).mappings().first()
-        if row is None:
-            return None
-        left = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(recovery_codes)
-            .where(recovery_codes.c.username == username, recovery_codes.c.used_at.is_(None))
-        ).scalar_one()
-        return Account(**dict(row), recovery_codes_left=left)
+        """The account's row and its count of unused recovery codes."""
+        row = conn.execute(_ACCOUNT, {"name": username}).mappings().first()
+        return None if row is None else Account(**row)
 
     def all_accounts(self) -> list[Account]:
         with self._transaction() as conn:
@@ -303,102 +448,66 @@ class Store:
             rows = conn.execute(sa.select(accounts.c.username, accounts.c.epoch))
             return {name: epoch for name, epoch in rows}
 
-    def unused_recovery_hashes(self, username: str) -> list[tuple[int, str]]:
+    # -- a login check --------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def checking(
+        self, username: str, guess_keys: Sequence[str] = (), live_since: float = -math.inf
+    ) -> Iterator[LoginCheck]:
+        """One login check's transaction: the account's row, and the wrong-password rows of ``guess_keys``
+        that had a failure after ``live_since``, are read and locked first, in one statement; every count and
+        mark the check makes is written inside, and all of it is committed once, durably, when the block ends
+        (and none of it if the block raises). Parallel checks of one account therefore run one after another
+        and each sees what the last one wrote: counting is exact and the replay guard strictly increasing, on
+        SQLite and PostgreSQL alike. Keep the block short and free of slow work (Argon2id): it holds the lock."""
         with self._transaction() as conn:
             rows = conn.execute(
-                sa.select(recovery_codes.c.id, recovery_codes.c.code_hash).where(
-                    recovery_codes.c.username == username, recovery_codes.c.used_at.is_(None)
-                )
-            )
-            return [(row_id, code_hash) for row_id, code_hash in rows]
+                _LOCKED_ACCOUNT_AND_GUESSES, {"name": username, "keys": list(guess_keys), "since": live_since}
+            ).mappings()
+            account, guesses_read = None, {}
+            for row in rows:
+                if row["username"] is not None:
+                    account = Account(**{name: row[name] for name in _ACCOUNT_FIELDS})
+                if row["guess_key"] is not None:
+                    guesses_read[row["guess_key"]] = {name: row[f"guess_{name}"] for name in _GUESS_FIELDS}
+            yield LoginCheck(self, conn, username, account, guesses_read, frozenset(guess_keys))
 
-    # -- throttle -----------------------------------------------------------------------------------------
-
-    def reserve_attempt(self, username: str, now: float, policy: ThrottlePolicy) -> int | None:
-        """Count one attempt as a failure *before* it is evaluated, if the account may try now.
-
-        Returns the account's failure count including this attempt, or None when it must not try (locked,
-        or still waiting out a back-off). Counting first means that N parallel guesses cost N failures:
-        nobody gets a free burst while the first guesses are being checked. A success then clears the count.
-        """
-        delays = policy.delay_table()
-        # NULL (not "now") when no delay is due, so a second server's slightly slower clock is not throttled.
-        next_attempt_at: Any = (
-            sa.case({failures: now + delay for failures, delay in delays.items()}, value=accounts.c.failures)
-            if delays
-            else None
-        )
+    def spend_recovery_code(self, username: str, code_id: int, now: float) -> bool:
+        """Mark the code used unless someone else did first; a win also clears the second factor's failures."""
         with self._transaction() as conn:
-            reserved = self._update(
-                conn,
-                username,
-                accounts.c.failures < policy.lockout_threshold,
-                sa.or_(accounts.c.next_attempt_at.is_(None), accounts.c.next_attempt_at <= now),
-                failures=accounts.c.failures + 1,
-                next_attempt_at=next_attempt_at,
-            )
-            if not reserved:
-                return None
-            # The row stays write-locked until commit, so this reads exactly the count this UPDATE wrote.
-            return int(conn.execute(sa.select(accounts.c.failures).where(accounts.c.username == username)).scalar_one())
-
-    def count_guess(self, keys: GuessKeys, wrong: bool, now: float, policy: GuessPolicy) -> float:
-        """Apply the wrong-password policy to one password check; returns 0 when the attempt may count.
-
-        While a key must wait (or the source is blocked) the answer is the seconds left, whether or not this
-        password was right, and nothing is counted or written. Otherwise a wrong password is counted against
-        every key, and a right one clears its own (see :class:`GuessKeys`). Rows are forgotten
-        ``policy.forget_after`` seconds after their last failure, so typed-in names cannot grow the table
-        beyond what that window holds.
-        """
-        keyed = keys.counted(policy)
-        names = [key for key, _ in keyed]
-        with self._transaction() as conn:
-            counts = self._live_guesses(conn, names, now, policy)
-            wait = _guess_wait(counts, keys.source, now, policy)
-            if wait > 0:
-                return wait
-            if not wrong:
-                if keys.cleared_by_a_right_password:
-                    conn.execute(guesses.delete().where(guesses.c.key == keys.cleared_by_a_right_password))
-                return 0.0
-            # Rows are made only for an attempt that counts; a row another request made meanwhile is read again.
-            for key in names:
-                if key not in counts:
-                    _insert_missing(conn, guesses, key=key, failures=0, last_failure_at=now)
-            counts = self._live_guesses(conn, names, now, policy)
-            wait = _guess_wait(counts, keys.source, now, policy)
-            if wait > 0:
-                return wait
-            for key, delay_after in keyed:
-                failures = (counts[key]["failures"] if key in counts else 0) + 1
-                delay = delay_after(failures)
-                conn.execute(
-                    guesses.update()
-                    .where(guesses.c.key == key)
-                    .values(failures=failures, next_attempt_at=now + delay if delay else None, last_failure_at=now)
+            result = conn.execute(
+                recovery_codes.update()
+                .where(
+                    recovery_codes.c.id == code_id,
+                    recovery_codes.c.username == username,
+                    recovery_codes.c.used_at.is_(None),
                 )
-        self._forget_guesses(now - policy.forget_after)
-        return 0.0
+                .values(used_at=now)
+            )
+            won = result.rowcount == 1
+            if won:
+                self._update(conn, username, failures=0, next_attempt_at=None)
+            return won
 
-    @staticmethod
-    def _live_guesses(conn: Connection, keys: list[str], now: float, policy: GuessPolicy) -> dict[str, Any]:
-        """The rows of ``keys`` not yet forgotten, locked until the transaction ends."""
-        rows = conn.execute(sa.select(guesses).where(guesses.c.key.in_(keys)).with_for_update()).mappings()
-        return {row["key"]: row for row in rows if row["last_failure_at"] > now - policy.forget_after}
+    def unused_recovery_hashes(self, username: str) -> list[tuple[int, str]]:
+        with self._transaction() as conn:
+            return _unused_recovery_hashes(conn, username)
 
-    def _forget_guesses(self, stale: float) -> None:
-        """Delete forgotten rows, a batch at a time, in a transaction of their own: rows another login holds
-        are skipped (PostgreSQL), so pruning never waits on, or deadlocks with, a login."""
+    def _forget_guesses(self, conn: Connection, now: float, policy: GuessPolicy) -> None:
+        """Delete rows forgotten ``policy.forget_after`` ago, a batch at a time and at most once a minute per
+        store (the check ignores forgotten rows anyway, so this only bounds the table). Rows another login
+        holds are skipped (PostgreSQL), so pruning never waits on, or deadlocks with, a login."""
+        if self._pruned_at <= now < self._pruned_at + GUESS_PRUNE_INTERVAL_SECONDS:
+            return
+        self._pruned_at = now
         batch = (
             sa.select(guesses.c.key)
-            .where(guesses.c.last_failure_at <= stale)
+            .where(guesses.c.last_failure_at <= now - policy.forget_after)
             .limit(1000)
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        with contextlib.suppress(StoreUnavailable), self._transaction() as conn:
-            conn.execute(guesses.delete().where(guesses.c.key.in_(batch)))
+        conn.execute(guesses.delete().where(guesses.c.key.in_(batch)))
 
     def clear_failures(self, username: str) -> None:
         with self._transaction() as conn:
@@ -411,27 +520,6 @@ class Store:
             return self._update(conn, username, failures=0, next_attempt_at=None)
 
     # -- second factor ------------------------------------------------------------------------------------
-
-    def accept_step(self, username: str, generation: int, step: int) -> bool:
-        """Record ``step`` as used if it is newer than every step accepted before (the replay guard)."""
-        with self._transaction() as conn:
-            return self._update(
-                conn,
-                username,
-                accounts.c.generation == generation,
-                accounts.c.secret.is_not(None),
-                sa.or_(accounts.c.last_step.is_(None), accounts.c.last_step < step),
-                last_step=step,
-            )
-
-    def spend_recovery_code(self, code_id: int, now: float) -> bool:
-        with self._transaction() as conn:
-            result = conn.execute(
-                recovery_codes.update()
-                .where(recovery_codes.c.id == code_id, recovery_codes.c.used_at.is_(None))
-                .values(used_at=now)
-            )
-            return result.rowcount == 1
 
     def replace_recovery_codes(self, username: str, hashes: Sequence[str]) -> None:
         with self._transaction() as conn:
@@ -562,6 +650,21 @@ def _add_guesses_v2(conn: Connection) -> None:
 _MIGRATIONS = [_create_v1, _add_guesses_v2]
 
 
+def _unused_recovery_hashes(conn: Connection, username: str) -> list[tuple[int, str]]:
+    rows = conn.execute(
+        sa.select(recovery_codes.c.id, recovery_codes.c.code_hash).where(
+            recovery_codes.c.username == username, recovery_codes.c.used_at.is_(None)
+        )
+    )
+    return [(row_id, code_hash) for row_id, code_hash in rows]
+
+
+def _live_guesses(conn: Connection, keys: list[str], now: float, policy: GuessPolicy) -> dict[str, Any]:
+    """The rows of ``keys`` not yet forgotten, locked until the transaction ends."""
+    rows = conn.execute(_LIVE_GUESSES, {"keys": keys, "since": now - policy.forget_after}).mappings()
+    return {row["key"]: row for row in rows}
+
+
 def _guess_wait(counts: dict[str, Any], source: str | None, now: float, policy: GuessPolicy) -> float:
     """Seconds the attempt must wait: the longest back-off of its keys, or its source's block. Clamped, so a
     clock that stepped back (or a faster clock of another process) cannot stretch a wait past the policy."""
@@ -572,14 +675,20 @@ def _guess_wait(counts: dict[str, Any], source: str | None, now: float, policy: 
     return wait
 
 
-def _insert_missing(conn: Connection, table: sa.Table, **values: Any) -> None:
+def _insert_missing(conn: Connection, table: sa.Table, values: dict[str, Any]) -> None:
     """INSERT a row unless its primary key exists; concurrent callers for the same key both succeed."""
     dialect = conn.dialect.name
-    if dialect == "postgresql":
-        conn.execute(postgresql_insert(table).values(**values).on_conflict_do_nothing())
-    elif dialect == "sqlite":
-        conn.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
+    if dialect in _INSERT_OR_NOTHING:
+        conn.execute(_insert_or_nothing(dialect, table), values)
     else:
         key = table.primary_key.columns[0]
         if conn.execute(sa.select(key).where(key == values[key.name])).first() is None:
             conn.execute(table.insert().values(**values))
+
+
+_INSERT_OR_NOTHING: dict[str, Callable[[sa.Table], Any]] = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+
+
+@functools.cache
+def _insert_or_nothing(dialect: str, table: sa.Table) -> Any:
+    return _INSERT_OR_NOTHING[dialect](table).on_conflict_do_nothing()

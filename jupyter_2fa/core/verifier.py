@@ -1,18 +1,34 @@
-"""The one entry point every front-end calls to check a second factor: throttle -> factor -> replay -> verdict."""
+"""The one entry point every front-end calls to check a second factor: throttle -> factor -> replay -> verdict.
+
+Each check runs inside one store transaction (:meth:`Store.checking`) and so costs one durable commit.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
 
 from . import recovery
 from .audit import Action, AuditEvent, AuditSink, discard
 from .errors import StoreError
 from .network import in_networks, source_of
 from .settings import Settings
-from .store import Account, GuessKeys, Store
+from .store import Account, GuessKeys, LoginCheck, Store
 from .throttle import name_key
 from .totp import InvalidCode, looks_like_totp, matching_step, normalize_code
 from .verdicts import Attempt, Outcome, Verdict
+
+
+@dataclass(frozen=True)
+class _RecoveryAttempt:
+    """A recovery-shaped code, counted as a failure, to compare with the unused hashes outside the lock."""
+
+    code: str
+    hashes: list[tuple[int, str]]
+    left: int
 
 
 class Verifier:
@@ -39,12 +55,7 @@ class Verifier:
         code take the same path, so they are throttled alike and answered alike. ``device`` names a browser
         that logged in to this account before (see :class:`GuessKeys`).
         """
-        try:
-            verdict = self._verify(username, code, now, first_factor_ok, remote_addr, device)
-        except StoreError:
-            verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
-        self._record(Action.LOGIN, username, verdict, now, remote_addr)
-        return verdict
+        return self._guarded(Action.LOGIN, username, now, remote_addr, self._checked, code, first_factor_ok, device)
 
     def login(
         self,
@@ -61,27 +72,23 @@ class Verifier:
         """A login decision, the same for every front-end.
 
         From a trusted network the password is enough; so it is for a user without a device while the
-        optional rollout policy allows it; otherwise the code is checked with :meth:`verify`.
+        optional rollout policy allows it; otherwise the code is checked as :meth:`verify` does.
         """
         if trusted_network:
             return self.verify_password_only(
                 username, first_factor_ok, now, "trusted-network", remote_addr=remote_addr, device=device
             )
-        if password_alone_allowed:
-            try:
-                account = self.store.get(username)
-            except StoreError:
-                return self._unavailable(Action.LOGIN, username, now, remote_addr)
-            if account is None or not account.enrolled:
-                return self.verify_password_only(
-                    username, first_factor_ok, now, "optional-policy", remote_addr=remote_addr, device=device
-                )
-        return self.verify(username, code, now, first_factor_ok=first_factor_ok, remote_addr=remote_addr, device=device)
-
-    def _unavailable(self, action: Action, username: str, now: float, remote_addr: str | None) -> Verdict:
-        verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
-        self._record(action, username, verdict, now, remote_addr)
-        return verdict
+        return self._guarded(
+            Action.LOGIN,
+            username,
+            now,
+            remote_addr,
+            self._checked,
+            code,
+            first_factor_ok,
+            device,
+            password_alone_allowed,
+        )
 
     def verify_password_only(
         self,
@@ -99,62 +106,153 @@ class Verifier:
         ``reason`` says why no second factor was asked for ("trusted-network", "optional-policy"); it is audited.
         A success clears nothing that a second factor counted: the password alone never buys more code guesses.
         """
+        return self._guarded(
+            action, username, now, remote_addr, self._password_checked, first_factor_ok, device, reason
+        )
+
+    def _guarded(
+        self,
+        action: Action,
+        username: str,
+        now: float,
+        remote_addr: str | None,
+        check: Callable[..., Verdict],
+        *args: Any,
+    ) -> Verdict:
+        """Run one check, failing closed if the store cannot be used, and audit its verdict."""
         try:
-            refusal, account = self._check_password(username, first_factor_ok, now, remote_addr, device)
-            if refusal is not None:
-                verdict = refusal
-            elif account is None:
-                # A right password gets the account a row (named in the throttle, listed for admins); wrong
-                # passwords for names without a row create nothing.
-                self.store.ensure_account(username)
-                verdict = Verdict(Outcome.ACCEPTED, reason)
-            else:
-                verdict = self._locked(account) or Verdict(Outcome.ACCEPTED, reason)
+            verdict = check(username, now, remote_addr, *args)
         except StoreError:
             verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
         self._record(action, username, verdict, now, remote_addr)
         return verdict
 
-    def _check_password(
-        self, username: str, first_factor_ok: bool, now: float, remote_addr: str | None, device: str | None = None
-    ) -> tuple[Verdict | None, Account | None]:
-        """Apply the wrong-password policy (:class:`GuessPolicy`); returns the refusal, if any, and the account.
+    def _password_checked(
+        self, username: str, now: float, remote_addr: str | None, first_factor_ok: bool, device: str | None, reason: str
+    ) -> Verdict:
+        with self._checking(username, now, remote_addr, device) as check:
+            return self._check_password(check, first_factor_ok, now, remote_addr, device) or self._password_alone(
+                check, reason
+            )
 
-        A name or source that must wait gets the same refusal whether or not this password was right.
+    def _checked(
+        self,
+        username: str,
+        now: float,
+        remote_addr: str | None,
+        code: object,
+        first_factor_ok: bool,
+        device: str | None,
+        password_alone_allowed: bool = False,
+    ) -> Verdict:
+        """Password policy, throttle, factor, replay guard and the resulting counts: one transaction, one commit.
+
+        A recovery code is the exception: its Argon2id hashes are compared after that transaction, with the
+        attempt already counted, and a match is spent (and the count cleared) in a second one.
         """
-        account = self.store.get(username)
+        with self._checking(username, now, remote_addr, device) as check:
+            decided = self._check_password(check, first_factor_ok, now, remote_addr, device) or self._check_factor(
+                check, code, now, password_alone_allowed
+            )
+        if isinstance(decided, _RecoveryAttempt):
+            decided = self._check_recovery_code(username, decided, now, remote_addr)
+        if not decided.ok and check.counted == self.settings.throttle.lockout_threshold:
+            self._record(Action.LOCK, username, Verdict(Outcome.LOCKED, "too-many-failures"), now, remote_addr)
+        return decided
+
+    def _checking(
+        self, username: str, now: float, remote_addr: str | None, device: str | None
+    ) -> AbstractContextManager[LoginCheck]:
+        """The store's transaction for one check, reading with the account every wrong-password row the check
+        may need: whether the name has a row (and so which name key counts) is only known once it is read."""
+        policy = self.settings.guessing
+        keys = {
+            key
+            for has_account in (True, False)
+            for key, _ in self._guess_keys(username, has_account, remote_addr, device).counted(policy)
+        }
+        return self.store.checking(username, sorted(keys), now - policy.forget_after)
+
+    def _guess_keys(self, username: str, has_account: bool, remote_addr: str | None, device: str | None) -> GuessKeys:
         policy = self.settings.guessing
         counted = policy.count_sources and not in_networks(remote_addr, policy.exempt_sources)
         source = source_of(remote_addr) if counted else None
-        keys = GuessKeys(name_key(username, account is not None), source and f"source:{source}", device)
-        wait = self.store.count_guess(keys, not first_factor_ok, now, policy)
+        return GuessKeys(name_key(username, has_account), source and f"source:{source}", device)
+
+    def _check_password(
+        self, check: LoginCheck, first_factor_ok: bool, now: float, remote_addr: str | None, device: str | None
+    ) -> Verdict | None:
+        """Apply the wrong-password policy (:class:`GuessPolicy`); the refusal, if any.
+
+        A name or source that must wait gets the same refusal whether or not this password was right.
+        """
+        policy = self.settings.guessing
+        keys = self._guess_keys(check.username, check.account is not None, remote_addr, device)
+        wait = check.count_guess(keys, not first_factor_ok, now, policy)
         if wait > 0:
-            return Verdict(Outcome.THROTTLED, "throttled", retry_after=wait), account
+            return Verdict(Outcome.THROTTLED, "throttled", retry_after=wait)
         if not first_factor_ok:
-            return Verdict(Outcome.INVALID, "wrong-password"), account
-        return None, account
+            return Verdict(Outcome.INVALID, "wrong-password")
+        return None
+
+    def _password_alone(self, check: LoginCheck, reason: str) -> Verdict:
+        if check.account is None:
+            # A right password gets the account a row (named in the throttle, listed for admins); wrong
+            # passwords for names without a row create nothing.
+            check.ensure_account()
+            return Verdict(Outcome.ACCEPTED, reason)
+        return self._locked(check.account) or Verdict(Outcome.ACCEPTED, reason)
+
+    def _check_factor(
+        self, check: LoginCheck, code: object, now: float, password_alone_allowed: bool
+    ) -> Verdict | _RecoveryAttempt:
+        account = check.account
+        if account is None or not account.enrolled:
+            if password_alone_allowed:
+                return self._password_alone(check, "optional-policy")
+            return (account and self._locked(account)) or Verdict(Outcome.NOT_ENROLLED, "not-enrolled")
+        refusal = self._refusal(account, now)
+        if refusal is not None:
+            return refusal
+        if isinstance(code, str) and looks_like_totp(code, self.settings.totp.digits):
+            verdict = self._check_totp(check, account, code, now)
+        else:
+            try:
+                normalized = recovery.normalize(code)
+            except InvalidCode:
+                verdict = Verdict(Outcome.INVALID, "malformed-code")
+            else:
+                check.count_failure(now, self.settings.throttle)  # counted before Argon2id runs, unlocked
+                return _RecoveryAttempt(normalized, check.unused_recovery_hashes(), account.recovery_codes_left)
+        if not verdict.ok:
+            check.count_failure(now, self.settings.throttle)
+        return verdict
+
+    def _refusal(self, account: Account, now: float) -> Verdict | None:
+        """The throttle's answer before a second factor is looked at: the same whether or not it is right."""
+        if self.settings.throttle.is_locked(account.failures):
+            return Verdict(Outcome.LOCKED, "locked")
+        wait = (account.next_attempt_at or now) - now
+        return Verdict(Outcome.THROTTLED, "throttled", retry_after=wait) if wait > 0 else None
 
     def _locked(self, account: Account) -> Verdict | None:
         return Verdict(Outcome.LOCKED, "locked") if self.settings.throttle.is_locked(account.failures) else None
 
     def admit(self, username: str, now: float) -> Attempt:
-        """Count a second-factor attempt against ``username``'s throttle before the factor is checked.
+        """Count a second-factor attempt against ``username``'s throttle before the factor is checked, for a
+        check that cannot run inside the login's transaction (confirming a pending device).
 
         Callers have checked the password first: only someone who knows it can spend these attempts. A
         locked or waiting account gets its refusal here, before the attempt is looked at, so the answer is
         the same whether or not the code was right. An account without a row has nothing to throttle.
         """
-        account = self.store.get(username)
-        if account is None:
-            return Attempt(None, 0, None)
-        failures = self.store.reserve_attempt(username, now, self.settings.throttle)
-        if failures is not None:
-            return Attempt(account, failures, None)
-        current = self.store.get(username) or account
-        if self.settings.throttle.is_locked(current.failures):
-            return Attempt(current, current.failures, Verdict(Outcome.LOCKED, "locked"))
-        wait = max(0.0, (current.next_attempt_at or now) - now)
-        return Attempt(current, current.failures, Verdict(Outcome.THROTTLED, "throttled", retry_after=wait))
+        with self.store.checking(username) as check:
+            account = check.account
+            if account is None:
+                return Attempt(None, 0, None)
+            refusal = self._refusal(account, now)
+            failures = account.failures if refusal else check.count_failure(now, self.settings.throttle)
+        return Attempt(account, failures, refusal)
 
     def settle(self, attempt: Attempt, verdict: Verdict, now: float, remote_addr: str | None) -> None:
         """Clear the failure count after a right second factor; write the lock event when this failure hit
@@ -167,54 +265,26 @@ class Verifier:
             lock = Verdict(Outcome.LOCKED, "too-many-failures")
             self._record(Action.LOCK, attempt.account.username, lock, now, remote_addr)
 
-    def _verify(
-        self,
-        username: str,
-        code: object,
-        now: float,
-        first_factor_ok: bool,
-        remote_addr: str | None,
-        device: str | None = None,
-    ) -> Verdict:
-        refusal, account = self._check_password(username, first_factor_ok, now, remote_addr, device)
-        if refusal is not None:
-            return refusal
-        if account is None or not account.enrolled:
-            return (account and self._locked(account)) or Verdict(Outcome.NOT_ENROLLED, "not-enrolled")
-        attempt = self.admit(username, now)
-        if attempt.refusal is not None:
-            return attempt.refusal
-        assert attempt.account is not None
-        if isinstance(code, str) and looks_like_totp(code, self.settings.totp.digits):
-            verdict = self._check_totp(attempt.account, code, now)
-        else:
-            verdict = self._check_recovery_code(attempt.account, code, now, remote_addr)
-        self.settle(attempt, verdict, now, remote_addr)
-        return verdict
-
-    def _check_totp(self, account: Account, code: str, now: float) -> Verdict:
+    def _check_totp(self, check: LoginCheck, account: Account, code: str, now: float) -> Verdict:
         assert account.secret is not None
         secret = self.store.keyring.decrypt(account.secret)
         normalized = normalize_code(code, self.settings.totp.digits)
         step = matching_step(secret, normalized, now, self.settings.window, self.settings.totp)
         if step is None:
             return Verdict(Outcome.INVALID, "wrong-code")
-        if not self.store.accept_step(account.username, account.generation, step):
+        if not check.accept_step(step):
             return Verdict(Outcome.INVALID, "replayed-code")
         return Verdict(Outcome.ACCEPTED, "totp")
 
-    def _check_recovery_code(self, account: Account, code: object, now: float, remote_addr: str | None) -> Verdict:
-        try:
-            normalized = recovery.normalize(code)
-        except InvalidCode:
-            return Verdict(Outcome.INVALID, "malformed-code")
-        for code_id, code_hash in self.store.unused_recovery_hashes(account.username):
-            if recovery.matches(normalized, code_hash):
-                if not self.store.spend_recovery_code(code_id, now):
+    def _check_recovery_code(
+        self, username: str, attempt: _RecoveryAttempt, now: float, remote_addr: str | None
+    ) -> Verdict:
+        for code_id, code_hash in attempt.hashes:
+            if recovery.matches(attempt.code, code_hash):
+                if not self.store.spend_recovery_code(username, code_id, now):
                     return Verdict(Outcome.INVALID, "replayed-code")
-                left = account.recovery_codes_left - 1
-                verdict = Verdict(Outcome.ACCEPTED, "recovery-code", recovery_codes_left=max(left, 0))
-                self._record(Action.RECOVERY_CODE_USED, account.username, verdict, now, remote_addr)
+                verdict = Verdict(Outcome.ACCEPTED, "recovery-code", recovery_codes_left=max(attempt.left - 1, 0))
+                self._record(Action.RECOVERY_CODE_USED, username, verdict, now, remote_addr)
                 return verdict
         return Verdict(Outcome.INVALID, "wrong-code")
 

@@ -200,15 +200,12 @@ class LocalCluster:
         finally:
             pwfile.unlink()
 
-    def start(self, attempts: Sequence[int] = (1, 2, 3)) -> None:
-        server_options = {
-            "listen_addresses": "127.0.0.1",
-            "unix_socket_directories": str(self.sockets),
+    def start(self, attempts: Sequence[int] = (1, 2, 3), *, durable: bool = False) -> None:
+        """Start on a free loopback port; ``durable`` keeps PostgreSQL's own commit settings (benchmarks)."""
+        server_options = {"listen_addresses": "127.0.0.1", "unix_socket_directories": str(self.sockets)}
+        if not durable:
             # Durability is worthless for test data; these make commits and CREATE DATABASE fast.
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
-        }
+            server_options.update(fsync="off", synchronous_commit="off", full_page_writes="off")
         for attempt in attempts:
             self.port = free_port()
             options = {**server_options, "port": str(self.port)}
