@@ -258,6 +258,18 @@ class TwoFactorConfig(LoggingConfigurable):
     def _key_file_default(self) -> str:
         return str(Path(jupyter_data_dir()) / "jupyter_2fa" / "secret.key")
 
+    worker_threads = Int(
+        4,
+        config=True,
+        help="""Threads that run the 2FA store's queries and the recovery codes' Argon2id checks for a server
+        or hub, off its event loop, so a slow disk, a locked row or a burst of logins never stalls other
+        requests. Requests beyond this wait their turn. With PostgreSQL each thread may hold one connection;
+        SQLite writes one transaction at a time whatever this is.
+
+        .. versionadded:: 0.1
+        """,
+    )
+
     audit_log_file = Unicode(
         "",
         config=True,
@@ -385,7 +397,15 @@ class TwoFactorConfig(LoggingConfigurable):
             raise TraitError("TwoFactorConfig.issuer must be non-empty and must not contain ':'")
         return issuer
 
-    @validate("digits", "period", "window", "lockout_threshold", "source_lockout_threshold", "recovery_code_count")
+    @validate(
+        "digits",
+        "period",
+        "window",
+        "lockout_threshold",
+        "source_lockout_threshold",
+        "recovery_code_count",
+        "worker_threads",
+    )
     def _validate_ranges(self, proposal: dict[str, Any]) -> int:
         limits = {
             "digits": (6, 8),
@@ -394,6 +414,7 @@ class TwoFactorConfig(LoggingConfigurable):
             "lockout_threshold": (1, MAX_LOCKOUT_THRESHOLD),
             "source_lockout_threshold": (1, MAX_LOCKOUT_THRESHOLD),
             "recovery_code_count": (0, 100),
+            "worker_threads": (1, 64),
         }
         name = proposal["trait"].name
         low, high = limits[name]

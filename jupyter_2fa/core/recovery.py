@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import secrets
+import threading
 from typing import TYPE_CHECKING
 
 from .totp import MAX_INPUT_LENGTH, InvalidCode
@@ -17,6 +19,9 @@ ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 CODE_LENGTH = 10  # 10 characters x 5 bits = 50 bits each
 _CONFUSABLE = str.maketrans({"i": "1", "l": "1", "o": "0"})
 _CODE = re.compile(f"[{ALPHABET}]{{{CODE_LENGTH}}}", re.ASCII)
+# Argon2id takes a whole core (and 19 MiB) for about 25 ms per hash. At most half the CPUs hash at once, so a flood
+# of recovery-shaped guesses waits in the hosts' worker threads instead of taking every core from the event loop.
+_HASHING = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
 
 
 @functools.cache
@@ -55,7 +60,9 @@ def normalize(raw: object) -> str:
 
 def hash_code(code: str) -> str:
     """A salted Argon2id hash of a code (normalised first, so any typed form verifies)."""
-    return _hasher().hash(normalize(code))
+    normalized = normalize(code)
+    with _HASHING:
+        return _hasher().hash(normalized)
 
 
 def matches(code: str, code_hash: str) -> bool:
@@ -63,6 +70,7 @@ def matches(code: str, code_hash: str) -> bool:
     from argon2.exceptions import InvalidHashError, VerificationError
 
     try:
-        return _hasher().verify(code_hash, code)
+        with _HASHING:
+            return _hasher().verify(code_hash, code)
     except (VerificationError, InvalidHashError):
         return False

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.handlers.base import BaseHandler
@@ -23,6 +24,8 @@ from ..core import Account, Enrollment, StoreError
 from ..web.forms import BadInput
 from .handlers import HubHandler
 from .sessions import revoke_hub_sessions
+
+T = TypeVar("T")
 
 
 def account_model(account: Account, lockout_threshold: int) -> dict[str, Any]:
@@ -45,27 +48,33 @@ class AdminHandler(HubHandler):
         if self.parsed_scopes.get("admin:users") != Scope.ALL:
             raise web.HTTPError(403, "this needs the admin:users scope over every user, not a filtered one")
 
-    def enrollment(self) -> Enrollment:
+    async def in_core(self, work: Callable[[Enrollment], T]) -> T:
+        """``work(core)`` in the 2FA worker threads; a 503 when the store is down."""
         try:
-            return self.host.enrollment
+            return await self.host.in_core(work)
         except StoreError as err:
             raise web.HTTPError(503, f"2FA store unavailable: {err}") from None
 
     def model(self, account: Account) -> dict[str, Any]:
-        return account_model(account, self.host.enrollment.settings.throttle.lockout_threshold)
+        return account_model(account, self.host.lockout_threshold)
 
-    def reset(self, user_name: str) -> bool:
+    async def reset(self, user_name: str) -> bool:
         """The device link and recovery codes go, the user's hub sessions and minted tokens end, servers keep
         running."""
-        if not self.enrollment().reset(user_name, time.time()):
+        now = time.time()
+        if not await self.in_core(lambda core: core.reset(user_name, now)):
             return False
         revoke_hub_sessions(self.db, user_name)
         return True
 
+    async def unlock(self, user_name: str) -> bool:
+        now = time.time()
+        return await self.in_core(lambda core: core.unlock(user_name, now))
+
 
 class AdminAPIHandler(AdminHandler, APIHandler):
-    def found(self, user_name: str) -> Account:
-        account = self.enrollment().store.get(user_name)
+    async def found(self, user_name: str) -> Account:
+        account = await self.in_core(lambda core: core.store.get(user_name))
         if account is None:
             raise web.HTTPError(404, f"{user_name} is not in the 2FA store")
         return account
@@ -78,19 +87,20 @@ class AdminAPIHandler(AdminHandler, APIHandler):
 
 class UsersAPIHandler(AdminAPIHandler):
     @needs_scope("admin:users")
-    def get(self) -> None:
+    async def get(self) -> None:
         self.require_every_user()
-        self.write_json([self.model(account) for account in self.enrollment().store.all_accounts()])
+        accounts = await self.in_core(lambda core: core.store.all_accounts())
+        self.write_json([self.model(account) for account in accounts])
 
 
 class UserAPIHandler(AdminAPIHandler):
     @needs_scope("admin:users")
-    def get(self, user_name: str) -> None:
-        self.write_json(self.model(self.found(user_name)))
+    async def get(self, user_name: str) -> None:
+        self.write_json(self.model(await self.found(user_name)))
 
     @needs_scope("admin:users")
-    def delete(self, user_name: str) -> None:
-        if not self.reset(user_name):
+    async def delete(self, user_name: str) -> None:
+        if not await self.reset(user_name):
             raise web.HTTPError(404, f"{user_name} is not in the 2FA store")
         self.set_status(204)
         self.finish()
@@ -98,10 +108,10 @@ class UserAPIHandler(AdminAPIHandler):
 
 class UnlockAPIHandler(AdminAPIHandler):
     @needs_scope("admin:users")
-    def post(self, user_name: str) -> None:
-        if not self.enrollment().unlock(user_name, time.time()):
+    async def post(self, user_name: str) -> None:
+        if not await self.unlock(user_name):
             raise web.HTTPError(404, f"{user_name} is not in the 2FA store")
-        self.write_json(self.model(self.found(user_name)))
+        self.write_json(self.model(await self.found(user_name)))
 
 
 class AdminPageHandler(AdminHandler, BaseHandler):
@@ -121,9 +131,9 @@ class AdminPageHandler(AdminHandler, BaseHandler):
             action, name = self.form_field("action"), self.form_field("name")
         except BadInput as err:
             raise web.HTTPError(err.status, str(err)) from None
-        if action == "reset" and self.reset(name):
+        if action == "reset" and await self.reset(name):
             message = f"Reset {name}: their device is unlinked and their hub sessions ended."
-        elif action == "unlock" and self.enrollment().unlock(name, time.time()):
+        elif action == "unlock" and await self.unlock(name):
             message = f"Unlocked {name}."
         else:
             raise web.HTTPError(400, "unknown action or user")
@@ -131,7 +141,7 @@ class AdminPageHandler(AdminHandler, BaseHandler):
 
     async def _render(self, message: str = "") -> None:
         accounts = []
-        for account in self.enrollment().store.all_accounts():
+        for account in await self.in_core(lambda core: core.store.all_accounts()):
             model = self.model(account)
             activated = account.activated_at
             model["activated"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime(activated)) if activated else ""

@@ -253,13 +253,15 @@ class TOTPAuthenticator(Host, Authenticator):
         browser_login = isinstance(handler, LoginHandler)
         device = self.known_device(handler, check.name) if browser_login else None
         if browser_login:
-            verdict = self.login_verdict(check, otp, address, now, device)
+            verdict = await self.login_verdict(check, otp, address, now, device)
         else:
-            verdict = self.two_factor_verdict(check, otp, address, now)
+            verdict = await self.verdict_of(
+                lambda core: core.verifier.verify(check.name, otp, now, first_factor_ok=check.ok, remote_addr=address)
+            )
         if verdict.ok and browser_login:
             self.remember_device(handler, check.name, device)
             try:
-                self.sessions.issue(handler, check.name, verdict.reason, now)
+                await self.sessions.issue(handler, check.name, verdict.reason, now)
             except StoreError as err:
                 self.log.error("2FA store unavailable: %s", err)
                 verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
@@ -272,20 +274,11 @@ class TOTPAuthenticator(Host, Authenticator):
             return None  # the stock "Invalid username or password", whichever factor was wrong
         raise self.refuse(verdict)
 
-    def two_factor_verdict(self, check: PasswordCheck, otp: object, address: str | None, now: float) -> Verdict:
-        """Password and code, whatever the network or the enrollment policy."""
-        try:
-            verifier = self.enrollment.verifier
-        except StoreError as err:
-            self.log.error("2FA store unavailable: %s", err)
-            return Verdict(Outcome.UNAVAILABLE, "store-unavailable")
-        return verifier.verify(check.name, otp, now, first_factor_ok=check.ok, remote_addr=address)
-
     async def refresh_user(self, user: Any, handler: BaseHandler | None = None) -> Any:
         """On every request (see ``__init__``): False, so JupyterHub asks for a new login, when the request's
         cookie session no longer holds (:meth:`HubSessions.request_allowed`); then, every ``auth_refresh_age``
         seconds as configured, the inner authenticator's own refresh."""
-        if handler is not None and not self.sessions.request_allowed(user, handler, time.time()):
+        if handler is not None and not await self.sessions.request_allowed(user, handler, time.time()):
             return False
         age, now = self.inner_refresh_age, time.monotonic()
         last = self._inner_refreshed.get(user.name)
@@ -343,11 +336,12 @@ class TOTPAuthenticator(Host, Authenticator):
         inner = [(path, handler) for path, handler in super().get_handlers(app) if path not in ("/login", r"/login")]
         return [*inner, *handlers.handlers(), *admin.handlers()]
 
-    def delete_user(self, user: Any) -> None:
+    async def delete_user(self, user: Any) -> None:
         """A user deleted from the hub loses their device link too."""
-        super().delete_user(user)
+        await maybe_future(super().delete_user(user))
+        now = time.time()
         try:
-            self.enrollment.reset(user.name, time.time())
+            await self.in_core(lambda core: core.reset(user.name, now))
         except StoreError as err:
             self.log.error("2FA store unavailable while deleting %s: %s", user.name, err)
 

@@ -136,19 +136,24 @@ class HubTokensAPIHandler(UserTokenListAPIHandler):
     def host(self) -> TOTPAuthenticator:
         return cast("TOTPAuthenticator", self.settings["authenticator"])
 
+    _minted_epoch = 0
+
     async def post(self, user_name: str) -> None:
         requester = self.current_user
         by_cookie = requester is not None and not getattr(self, "_token_authenticated", False)
         if by_cookie and not self.host.sessions.two_factor_session(self, requester):
             raise web.HTTPError(403, TOKEN_NEEDS_BOTH_FACTORS)
+        if getattr(requester, "kind", None) == "user":
+            # Read before the token exists: without its epoch a self-minted token would outlive a reset.
+            try:
+                self._minted_epoch = await self.host.sessions.epoch_in_store(requester.name)
+            except StoreError as err:
+                raise web.HTTPError(503, f"2FA store unavailable: {err}") from None
         await super().post(user_name)
 
     def token_model(self, token: Any) -> dict[str, Any]:
         if self.request.method == "POST":  # the token just minted, before JupyterHub shows it
-            try:
-                self.host.sessions.mark_minted(self.db, token, self.current_user)
-            except StoreError as err:
-                raise web.HTTPError(503, f"2FA store unavailable: {err}") from None
+            self.host.sessions.mark_minted(self.db, token, self.current_user, self._minted_epoch)
         return cast("dict[str, Any]", super().token_model(token))
 
 

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from jupyterhub import orm
 from jupyterhub.utils import new_token
 from sqlalchemy.orm import Session
-from tornado.ioloop import PeriodicCallback
+from tornado.ioloop import IOLoop, PeriodicCallback
 
 from ..config import parse_deadline
 from ..core import Action, StoreError
@@ -163,9 +163,9 @@ class HubSessions:
 
     # -- logging in ----------------------------------------------------------------------------------------
 
-    def issue(self, handler: Any, name: str, reason: str, now: float) -> None:
+    async def issue(self, handler: Any, name: str, reason: str, now: float) -> None:
         """Give a login's browser its grant (raises StoreError when the account's epoch cannot be read)."""
-        epoch = self.epoch_in_store(name)
+        epoch = await self.epoch_in_store(name)
         session = handler.get_session_cookie() or handler.set_session_cookie()
         grant = Grant(name, session, reason, epoch, now)
         # JupyterHub's own cookie setter: its path, Secure and cookie_options rules, signed with its secret.
@@ -174,7 +174,7 @@ class HubSessions:
 
     # -- every request -------------------------------------------------------------------------------------
 
-    def request_allowed(self, user: Any, handler: Any, now: float) -> bool:
+    async def request_allowed(self, user: Any, handler: Any, now: float) -> bool:
         """Whether ``handler``'s request may go on as ``user``: False ends its cookie session (see above)."""
         self.start_watching()
         if getattr(handler, "_token_authenticated", False):  # JupyterHub's flag: a token, not a cookie, says who
@@ -190,7 +190,7 @@ class HubSessions:
         signed = handler.get_secure_cookie(GRANT_COOKIE, max_age_days=handler.cookie_max_age_days)
         grant = Grant.decode(signed) if signed else None
         address = self.host.client_address(handler)
-        reason = self._ended(grant, user.name, session, address, now)
+        reason = await self._ended(grant, user.name, session, address, now)
         if reason is not None:
             sessions = {session, grant.session if grant is not None and grant.user == user.name else None}
             self._end(handler, user, sessions - {None}, reason, address, now)
@@ -215,13 +215,13 @@ class HubSessions:
             and grant.session == handler.get_session_cookie()
         )
 
-    def _ended(
+    async def _ended(
         self, grant: Grant | None, name: str, session: str | None, address: str | None, now: float
     ) -> str | None:
         """Why the request's session no longer holds (a word for the audit log), or None while it does."""
         if grant is None or grant.user != name or not session or grant.session != session:
             return "no-grant"
-        current = self._epoch_now(name, grant.epoch)
+        current = await self._epoch_now(name, grant.epoch)
         if current is None:
             return "store-unavailable"
         if grant.epoch != current:
@@ -270,34 +270,29 @@ class HubSessions:
         if changed:
             db.commit()
 
-    def mark_minted(self, db: Session, token: Any, requester: Any) -> None:
-        """Mark a token that ``requester`` minted for themselves, so that a reset or re-link ends it."""
+    def mark_minted(self, db: Session, token: Any, requester: Any, epoch: int) -> None:
+        """Mark a token that ``requester`` minted for themselves at their account's ``epoch`` (read before the
+        token was made), so that a reset or re-link ends it."""
         if token.user is None or token.session_id is not None or getattr(requester, "kind", None) != "user":
             return
         if requester.name != token.user.name:
             return  # an admin's token for the user: theirs to revoke
-        try:
-            epoch = self.epoch_in_store(token.user.name)
-        except StoreError:
-            db.delete(token)  # unmarked, it would outlive a reset
-            db.commit()
-            raise
         token.session_id = f"{MINTED}{epoch}"
         db.commit()
 
     # -- the store's epochs --------------------------------------------------------------------------------
 
-    def epoch_in_store(self, name: str) -> int:
-        account = self.host.enrollment.store.get(name)
+    async def epoch_in_store(self, name: str) -> int:
+        account = await self.host.in_core(lambda core: core.store.get(name))
         return account.epoch if account is not None else 0
 
-    def _epoch_now(self, name: str, seen: int) -> int | None:
+    async def _epoch_now(self, name: str, seen: int) -> int | None:
         """The account's epoch: as last polled, or read now when the poll may be behind this grant."""
         known = None if self._epochs is None else self._epochs.get(name)
         if known is not None and known >= seen:
             return known
         try:
-            return self.epoch_in_store(name)
+            return await self.epoch_in_store(name)
         except StoreError:
             return None
 
@@ -307,13 +302,13 @@ class HubSessions:
         if self._poller is None:
             self._poller = PeriodicCallback(self.poll, EPOCH_POLL_SECONDS * 1000)
             self._poller.start()
-            self.poll()
+            IOLoop.current().add_callback(self.poll)
 
-    def poll(self) -> None:
+    async def poll(self) -> None:
         """End what a reset or re-link ended, wherever it was made (this hub, ``jupyter 2fa``, another hub)."""
         db = getattr(self.host.parent, "db", None)
         try:
-            epochs = self.host.enrollment.store.epochs()
+            epochs = await self.host.in_core(lambda core: core.store.epochs())
         except StoreError:
             return  # keep the last view; the next poll retries
         if db is not None:

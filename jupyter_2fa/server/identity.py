@@ -172,12 +172,12 @@ class TOTPIdentityProvider(Host, PasswordIdentityProvider):
 
     # -- logging in ----------------------------------------------------------------------------------------
 
-    def authenticate(self, handler: web.RequestHandler, password: object, otp: object) -> LoginResult:
+    async def authenticate(self, handler: web.RequestHandler, password: object, otp: object) -> LoginResult:
         """Decide a login from the form's ``password`` and ``otp`` fields."""
         now = time.time()
         check = PasswordCheck(self.username, self.password_ok(password))
         device = self.known_device(handler, check.name)
-        verdict = self.login_verdict(check, otp, self.client_address(handler), now, device)
+        verdict = await self.login_verdict(check, otp, self.client_address(handler), now, device)
         if verdict.ok:
             self.remember_device(handler, check.name, device)
             return LoginResult(user=self.sessions.issue(SessionFactor(verdict.reason), now))

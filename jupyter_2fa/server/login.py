@@ -46,9 +46,9 @@ class TOTPLoginHandler(GateHandler, LoginFormHandler):
             self._render()
 
     @allow_unauthenticated
-    def post(self) -> None:
+    async def post(self) -> None:
         try:
-            result = self.host.authenticate(self, self.form_field("password"), self.form_field("otp"))
+            result = await self.host.authenticate(self, self.form_field("password"), self.form_field("otp"))
         except BadInput as err:
             self._render(str(err), err.status)
             return

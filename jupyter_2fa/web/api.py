@@ -76,13 +76,13 @@ class StatusAPI(APIFlow):
     async def get(self) -> None:
         caller = await self.caller(read_only=True)
         host = self.host
-        account = host.enrollment.store.get(caller.name)
+        account = await host.in_core(lambda core: core.store.get(caller.name))
         factor, expires_at = self.session_of(caller)
         self.reply(
             200,
             {
                 "username": caller.name,
-                **account_status(account, host.enrollment.settings.throttle.lockout_threshold),
+                **account_status(account, host.lockout_threshold),
                 "policy": host.enrollment_policy,
                 "optional_until": host.optional_until or None,
                 "session_factor": factor,
@@ -102,14 +102,14 @@ class LinkingAPI(APIFlow):
 
     async def reveal(self, caller: Caller, fields: dict[str, str], *, relink: bool) -> None:
         host = self.host
-        account = host.enrollment.store.get(caller.name)
+        account = await host.in_core(lambda core: core.store.get(caller.name))
         if relink and (account is None or not account.enrolled):
             raise Refused(409, USE_ENROLLMENT)
         if not relink and account is not None and account.enrolled:
             raise Refused(409, USE_RELINK)
         check = await self.password_of(caller, fields["password"])
-        provisioning = linking.start(self, check, fields.get("otp", ""))
-        account = host.enrollment.store.get(caller.name)
+        provisioning = await linking.start(self, check, fields.get("otp", ""))
+        account = await host.in_core(lambda core: core.store.get(caller.name))
         expires_at = account.pending_expires_at if account else None
         qr_path = self.url("2fa/qr/")
         self.reply(
@@ -130,7 +130,7 @@ class EnrollmentAPI(LinkingAPI):
         caller = await self.caller()
         # A session that logged in with the second factor has shown the device; anyone else shows it now.
         otp = None if self.second_factor_proven(caller) else self.json_fields("otp")["otp"]
-        if not linking.cancel(self, caller.name, otp):
+        if not await linking.cancel(self, caller.name, otp):
             raise Refused(404, NOTHING_PENDING)
         self.set_status(204)
         self.finish()
@@ -151,7 +151,7 @@ class ConfirmAPI(APIFlow):
     @answered
     async def post(self) -> None:
         caller = await self.caller()
-        codes = linking.confirm(self, caller, self.json_fields("code")["code"])
+        codes = await linking.confirm(self, caller, self.json_fields("code")["code"])
         self.reply(200, {"recovery_codes": codes})
 
 
@@ -163,7 +163,7 @@ class RecoveryCodesAPI(APIFlow):
         caller = await self.caller()
         fields = self.json_fields("password", "otp")
         check = await self.password_of(caller, fields["password"])
-        codes = linking.new_recovery_codes(self, check, fields["otp"])
+        codes = await linking.new_recovery_codes(self, check, fields["otp"])
         self.reply(200, {"recovery_codes": codes})
 
 

@@ -7,18 +7,22 @@ little that differs: how a password is checked and which account a typed name me
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tornado.httputil import HTTPServerRequest
 from tornado.web import RequestHandler
 
 from ..config import TwoFactorConfig
 from ..core import Enrollment, Outcome, StoreError, Verdict
-from ..core.audit import Action, AuditSink, fan_out
+from ..core.audit import Action, AuditEvent, AuditSink, fan_out
 from ..core.network import Network, client_address, in_networks, parse_networks
 from ..messages import INVALID, Refusal, refusal
 from .refusals import Refused
@@ -27,6 +31,8 @@ from .refusals import Refused
 # its wrong passwords are counted on their own, and no stranger's guesses slow it down (core GuessKeys).
 DEVICE_COOKIE = "jupyter-2fa-device"
 DEVICE_COOKIE_DAYS = 90
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,9 @@ class Host(TwoFactorConfig):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._enrollment: Enrollment | None = None
+        self._opening = threading.Lock()  # the store opens once, whichever worker thread asks first
+        self._workers: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # where work in the workers came from
         self._extra_audit_sinks: list[AuditSink] = []
         self._trusted_networks: list[Network] = parse_networks(self.trusted_networks)
         self._trusted_proxies: list[Network] = parse_networks(self.trusted_proxies)
@@ -72,20 +81,51 @@ class Host(TwoFactorConfig):
     @property
     def enrollment(self) -> Enrollment:
         """The core, opened on first use; raises StoreError (answered 503) while the store is down."""
-        if self._enrollment is None:
-            enrollment = self.open_enrollment(fan_out(self.audit_sink(), *self._extra_audit_sinks))
-            self.store_opened(enrollment)
-            self._enrollment = enrollment
-        return self._enrollment
+        with self._opening:
+            if self._enrollment is None:
+                enrollment = self.open_enrollment(fan_out(self.audit_sink(), *self._extra_audit_sinks))
+                self.store_opened(enrollment)
+                self._enrollment = enrollment
+            return self._enrollment
+
+    def _on_the_loop(self, sink: AuditSink) -> AuditSink:
+        def emit(event: AuditEvent) -> None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # a worker thread (or no loop at all, as in a test calling the core directly)
+                if self._loop is not None and not self._loop.is_closed():
+                    self._loop.call_soon_threadsafe(sink, event)
+                    return
+            sink(event)
+
+        return emit
+
+    async def in_core(self, work: Callable[[Enrollment], T]) -> T:
+        """``work(core)`` in this host's 2FA worker threads, never on the event loop.
+
+        Store calls wait on disk syncs, row locks and the network, and recovery codes on Argon2id; on the loop,
+        each would stall every request of the server or hub meanwhile. ``worker_threads`` bounds what a flood
+        can occupy: further requests wait for a thread without holding the loop. Errors (StoreError when the
+        store is down) are raised here, as if ``work`` had run in place.
+        """
+        self._loop = asyncio.get_running_loop()
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(self.worker_threads, thread_name_prefix="jupyter-2fa")
+        return await self._loop.run_in_executor(self._workers, lambda: work(self.enrollment))
 
     def close_store(self) -> None:
-        """Close the store's connections, if it was opened; it opens again on next use."""
+        """Close the store's connections and stop the worker threads, if started; both start again on use."""
+        if self._workers is not None:
+            self._workers.shutdown(wait=False, cancel_futures=True)
+            self._workers = None
         if self._enrollment is not None:
             self._enrollment.store.close()
             self._enrollment = None
 
     def add_audit_sink(self, sink: AuditSink) -> None:
-        """Also send every decision to ``sink`` (jupyter_events, the hosts' event bus)."""
+        """Also send every decision to ``sink`` (jupyter_events, the hosts' event bus), on the event loop's thread:
+        jupyter_events schedules its listeners on the running loop, which a worker thread has not."""
+        sink = self._on_the_loop(sink)
         self._extra_audit_sinks.append(sink)
         if self._enrollment is not None:
             verifier = self._enrollment.verifier
@@ -101,27 +141,33 @@ class Host(TwoFactorConfig):
         """The user-facing answer to a failed attempt: one message for every wrong factor."""
         return refusal(verdict, self.help_text, invalid=self.invalid_message)
 
-    def login_verdict(
+    async def login_verdict(
         self, check: PasswordCheck, otp: object, remote_addr: str | None, now: float, device: str | None = None
     ) -> Verdict:
         """The one login decision of both hosts: password checked by the host, then the second factor, the
         trusted network or the optional rollout policy, as the core decides (:meth:`Verifier.login`).
         ``device`` is :meth:`known_device`'s answer for this browser and account."""
+        trusted_network, password_alone = self.in_trusted_network(remote_addr), self.password_alone_allowed(now)
+        return await self.verdict_of(
+            lambda core: core.verifier.login(
+                check.name,
+                otp,
+                now,
+                first_factor_ok=check.ok,
+                remote_addr=remote_addr,
+                trusted_network=trusted_network,
+                password_alone_allowed=password_alone,
+                device=device,
+            )
+        )
+
+    async def verdict_of(self, check: Callable[[Enrollment], Verdict]) -> Verdict:
+        """A verifier's verdict, reached in the worker threads; UNAVAILABLE when the store would not open."""
         try:
-            verifier = self.enrollment.verifier
+            return await self.in_core(check)
         except StoreError as err:
             self.log.error("2FA store unavailable: %s", err)
             return Verdict(Outcome.UNAVAILABLE, "store-unavailable")
-        return verifier.login(
-            check.name,
-            otp,
-            now,
-            first_factor_ok=check.ok,
-            remote_addr=remote_addr,
-            trusted_network=self.in_trusted_network(remote_addr),
-            password_alone_allowed=self.password_alone_allowed(now),
-            device=device,
-        )
 
     def known_device(self, handler: RequestHandler, name: str) -> str | None:
         """This browser's device id if it logged in to ``name`` before (its signed device cookie), else None."""
@@ -152,17 +198,12 @@ class Host(TwoFactorConfig):
         """The account whose password came as HTTP Basic credentials (how a notebook kernel calls the API),
         counted by the throttle like a login; :class:`Refused` when it is wrong, throttled or locked."""
         check = await self.check_password(handler, username, password)
-        try:
-            verdict = self.enrollment.verifier.verify_password_only(
-                check.name,
-                check.ok,
-                time.time(),
-                "api",
-                remote_addr=self.client_address(handler),
-                action=Action.PASSWORD_CHECK,
+        now, address = time.time(), self.client_address(handler)
+        verdict = await self.verdict_of(
+            lambda core: core.verifier.verify_password_only(
+                check.name, check.ok, now, "api", remote_addr=address, action=Action.PASSWORD_CHECK
             )
-        except StoreError:
-            verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
+        )
         if not verdict.ok:
             raise Refused.api(self.refusal(verdict))
         return check.name

@@ -1,6 +1,7 @@
 """Linking a device, on both hosts and both surfaces (the enrollment page, the JSON API): start or re-link and
 reveal once, confirm, cancel, new recovery codes. The pages and API verbs call these and render the outcome;
-core errors (:class:`CodeRejected`, :class:`EnrollmentError`) pass through for them to word.
+core errors (:class:`CodeRejected`, :class:`EnrollmentError`) pass through for them to word. The core runs in
+the host's worker threads (:meth:`Host.in_core`): a confirmation hashes new recovery codes with Argon2id.
 """
 
 from __future__ import annotations
@@ -14,24 +15,26 @@ from .host import PasswordCheck
 from .refusals import Refused
 
 
-def start(handler: FlowHandler, check: PasswordCheck, otp: str) -> Provisioning:
+async def start(handler: FlowHandler, check: PasswordCheck, otp: str) -> Provisioning:
     """Begin linking a device to ``check.name`` (a re-link, with ``otp``, when one is linked) and reveal it."""
     host = handler.host
-    return host.enrollment.start(
-        check.name, time.time(), first_factor_ok=check.ok, code=otp, remote_addr=host.client_address(handler)
+    now, address = time.time(), host.client_address(handler)
+    return await host.in_core(
+        lambda core: core.start(check.name, now, first_factor_ok=check.ok, code=otp, remote_addr=address)
     )
 
 
-def confirm(handler: FlowHandler, caller: Caller, code: str) -> list[str]:
+async def confirm(handler: FlowHandler, caller: Caller, code: str) -> list[str]:
     """Activate the pending device if ``code`` comes from it; older sessions end. Returns the recovery codes."""
     host = handler.host
-    codes = host.enrollment.confirm(caller.name, code, time.time(), host.client_address(handler))
+    now, address = time.time(), host.client_address(handler)
+    codes = await host.in_core(lambda core: core.confirm(caller.name, code, now, address))
     host.one_shot_images.discard(caller.name)
     handler.device_linked(caller)
     return codes
 
 
-def cancel(handler: FlowHandler, name: str, otp: str | None = None) -> bool:
+async def cancel(handler: FlowHandler, name: str, otp: str | None = None) -> bool:
     """Drop the pending enrollment (and its one-time picture); False when there was none.
 
     ``otp`` is None when the caller is already bound to this enrollment (the browser that started it). Any
@@ -41,18 +44,21 @@ def cancel(handler: FlowHandler, name: str, otp: str | None = None) -> bool:
     """
     host = handler.host
     now, address = time.time(), host.client_address(handler)
-    account = host.enrollment.store.get(name)
+    account = await host.in_core(lambda core: core.store.get(name))
     if otp is not None and account is not None and account.pending_relink:
         if not otp:
             raise Refused(403, RELINK_CANCEL_NEEDS_CODE)
-        host.enrollment.prove_factor(Action.ENROLLMENT_CANCELLED, name, otp, now, address, first_factor_ok=True)
+        await host.in_core(
+            lambda core: core.prove_factor(Action.ENROLLMENT_CANCELLED, name, otp, now, address, first_factor_ok=True)
+        )
     host.one_shot_images.discard(name)
-    return host.enrollment.cancel(name, now, address)
+    return await host.in_core(lambda core: core.cancel(name, now, address))
 
 
-def new_recovery_codes(handler: FlowHandler, check: PasswordCheck, otp: str) -> list[str]:
+async def new_recovery_codes(handler: FlowHandler, check: PasswordCheck, otp: str) -> list[str]:
     """Replace every recovery code, after the password and a current (or recovery) code."""
     host = handler.host
-    return host.enrollment.regenerate_recovery_codes(
-        check.name, otp, time.time(), host.client_address(handler), first_factor_ok=check.ok
+    now, address = time.time(), host.client_address(handler)
+    return await host.in_core(
+        lambda core: core.regenerate_recovery_codes(check.name, otp, now, address, first_factor_ok=check.ok)
     )

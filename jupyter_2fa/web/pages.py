@@ -7,15 +7,26 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..core import AlreadyEnrolled, CodeRejected, EnrollmentError, NoPendingEnrollment, Outcome, StoreError, Verdict
+from ..core import (
+    AlreadyEnrolled,
+    CodeRejected,
+    EnrollmentError,
+    NoPendingEnrollment,
+    Outcome,
+    StoreError,
+    Verdict,
+)
 from ..messages import ALREADY_LINKED, CANCELLED, CLI_ONLY, NOTHING_TO_CANCEL, STARTED_ELSEWHERE, WRONG_NEW_CODE
 from . import linking
 from .forms import BadInput
 from .handler import Caller, FlowHandler
 from .models import pending_tag
 from .refusals import Refused
+
+if TYPE_CHECKING:
+    from ..core import Account
 
 PENDING_COOKIE = "jupyter-2fa-enrollment"  # which browser started a pending enrollment (only it may finish it)
 
@@ -96,24 +107,27 @@ class EnrollPage(FlowHandler):
         host = self.host
         check = await host.check_password(self, self._account(), self.form_field("password"))
         try:
-            provisioning = linking.start(self, check, self.form_field("otp"))
+            provisioning = await linking.start(self, check, self.form_field("otp"))
         except CodeRejected as err:
             raise Refused.page(host.refusal(err.verdict)) from None
         except AlreadyEnrolled:
             raise Refused(409, ALREADY_LINKED) from None
         except EnrollmentError as err:
             raise Refused(409, str(err)) from None
-        self._remember_pending(check.name)
+        await self._remember_pending(check.name)
         await self._render("scan", username=check.name, provisioning=provisioning, svg=provisioning.svg())
+
+    async def _stored(self, name: str) -> Account | None:
+        return await self.host.in_core(lambda core: core.store.get(name))
 
     def _started_here(self, tag: str) -> bool:
         """Whether this browser started the pending enrollment ``tag`` names (see :func:`pending_tag`)."""
         mine = self.get_secure_cookie(PENDING_COOKIE, max_age_days=1)
         return mine is not None and hmac.compare_digest(mine.decode(), tag)
 
-    def _remember_pending(self, name: str) -> None:
+    async def _remember_pending(self, name: str) -> None:
         """Mark this browser as the one that started the pending enrollment: only it may confirm or cancel it."""
-        tag = pending_tag(self.host.enrollment.store.get(name))
+        tag = pending_tag(await self._stored(name))
         if tag:
             self.set_secure_cookie(
                 PENDING_COOKIE, tag, path=self.url(""), httponly=True, samesite="Strict", expires_days=None
@@ -121,13 +135,13 @@ class EnrollPage(FlowHandler):
 
     async def _confirm(self) -> None:
         name = self._account()
-        account = self.host.enrollment.store.get(name)
+        account = await self._stored(name)
         live = account is not None and (account.pending_expires_at or 0.0) > time.time()
         if live and not self._started_here(pending_tag(account)):  # who saw the QR code must not link it first
             await self._start_page(STARTED_ELSEWHERE, 409)
             return
         try:
-            codes = linking.confirm(self, Caller(name), self.form_field("code"))
+            codes = await linking.confirm(self, Caller(name), self.form_field("code"))
         except CodeRejected as err:
             if err.verdict.outcome is Outcome.INVALID:
                 raise Refused(400, WRONG_NEW_CODE) from None
@@ -139,10 +153,10 @@ class EnrollPage(FlowHandler):
 
     async def _cancel(self) -> None:
         name = self._account()
-        tag = pending_tag(self.host.enrollment.store.get(name))
+        tag = pending_tag(await self._stored(name))
         if not tag or not self._started_here(tag):
             await self._start_page(NOTHING_TO_CANCEL, 409)
             return
-        linking.cancel(self, name)
+        await linking.cancel(self, name)
         self.clear_cookie(PENDING_COOKIE, path=self.url(""))
         await self._start_page(CANCELLED)

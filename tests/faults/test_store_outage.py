@@ -7,11 +7,10 @@ is back the same gate lets the user in, without a restart.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import shlex
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPResponse
 
+from helpers.core import held_exclusively
 from helpers.gate import PASSWORD, STATUS, Browser, EnrolledAccount, body_text, json_body, login_message
 from helpers.postgres import (
     POSTGRES_SUPERUSER,
@@ -44,30 +44,6 @@ class Outage:
     url: str
     down: Callable[[], contextlib.AbstractContextManager[None]]
     longest_wait: float  # how long one refused request may take while the store is away
-
-
-@contextlib.contextmanager
-def held_exclusively(store: Path) -> Iterator[None]:
-    """Another process holds SQLite's EXCLUSIVE lock on ``store`` (as ``BEGIN EXCLUSIVE`` in a sqlite3 shell
-    does) until the block ends: nobody else may even read it."""
-    script = (
-        "import sqlite3, sys\n"
-        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-        "db.execute('BEGIN EXCLUSIVE')\n"
-        "print('locked', flush=True)\n"
-        "sys.stdin.read()\n"  # until the test closes our stdin
-    )
-    holder = subprocess.Popen(
-        [sys.executable, "-c", script, str(store)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdin is not None and holder.stdout is not None
-    try:
-        assert holder.stdout.readline().strip() == "locked", "the lock holder did not get the lock"
-        yield
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=10)
-        holder.stdout.close()
 
 
 class StoppableCluster(LocalCluster):
@@ -186,3 +162,21 @@ async def test_store_outage_fails_closed_and_the_gate_recovers_without_a_restart
     assert logged_in.code == 302, login_message(logged_in)
     assert (await browser.get("api/contents")).code == 200
     assert (await new_login(browser, code)).code == 401
+
+
+@pytest.mark.parametrize("outage", ["sqlite-locked"], indirect=True)
+async def test_the_server_keeps_answering_while_a_login_waits_on_the_store(
+    outage: Outage, browser: Browser, enrolled: EnrolledAccount
+) -> None:
+    """The store's wait happens in the host's worker threads, never on the event loop: while a login waits out
+    SQLite's lock, the same server (this test shares its loop) still answers another request. Were the store
+    called on the loop, the login would have ended, 503, before the other request could even be sent."""
+    code = enrolled.fresh_code()
+    await browser.ensure_xsrf()
+    with outage.down():
+        login = asyncio.ensure_future(browser.login(PASSWORD, code))
+        await asyncio.sleep(0.1)  # the login is in the store's wait now
+        other = await Browser(browser.fetch, base_url=browser.base_url, referer=browser.referer).get("login")
+        assert other.code == 200
+        assert not login.done(), "the login ended before the other request was answered"
+        assert (await login).code == 503

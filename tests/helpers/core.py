@@ -12,6 +12,8 @@ import json
 import os
 import re
 import stat
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -250,3 +252,27 @@ def password_failures(store: Store, username: str) -> int:
     with store.engine.connect() as conn:
         count = conn.execute(sa.select(guesses.c.failures).where(guesses.c.key == f"account:{username}")).scalar()
     return int(count or 0)
+
+
+@contextmanager
+def held_exclusively(store: Path) -> Iterator[None]:
+    """Another process holds SQLite's EXCLUSIVE lock on ``store`` (as ``BEGIN EXCLUSIVE`` in a sqlite3 shell
+    does) until the block ends: nobody else may even read it."""
+    script = (
+        "import sqlite3, sys\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('BEGIN EXCLUSIVE')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"  # until the test closes our stdin
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(store)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "locked", "the lock holder did not get the lock"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+        holder.stdout.close()

@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from helpers.core import held_exclusively
 from helpers.hub import HubFactory, enroll_on_page, enrolled_device, login_error, stop_hub, twofa_log_lines
 
 PASSWORD = "correct horse battery staple"
+LOCK_WAIT_SECONDS = 3  # the store's busy timeout in the lock test (its URL's ?timeout=)
 
 CONFIG = f"""
 c.JupyterHub.authenticator_class = "jupyter_2fa.hub.TOTPAuthenticator"
@@ -77,3 +82,20 @@ def test_keys_derived_from_the_hubs_crypt_key_need_no_key_file(hub_factory: HubF
     assert (hub.directory / "jupyter_2fa.sqlite").exists()
     assert not (hub.directory / "jupyter_2fa.key").exists()
     assert not list(hub.directory.rglob("*.key"))
+
+
+def test_the_hub_keeps_answering_while_a_login_waits_on_the_store(hub_factory: HubFactory, tmp_path: Path) -> None:
+    """Store calls run in the authenticator's worker threads, never on the hub's event loop: while a login
+    waits out another process's lock on the SQLite store, the hub still answers ``/hub/health``. Were the store
+    called on the loop, the health check would wait for the login to end (503, after the store's timeout)."""
+    store = tmp_path / "2fa" / "store.sqlite"
+    hub = hub_factory(CONFIG + f"c.TwoFactorConfig.db_url = 'sqlite:///{store}?timeout={LOCK_WAIT_SECONDS}'\n")
+    device = enrolled_device(hub.new_browser(), "carol", PASSWORD)
+    browser = hub.new_browser()
+    browser.ensure_xsrf()
+    with held_exclusively(store), ThreadPoolExecutor(max_workers=1) as pool:
+        login = pool.submit(browser.login, "carol", PASSWORD, device.next_code())
+        time.sleep(0.5)  # the login is in the store's wait now
+        assert hub.answers("/hub/health")
+        assert not login.done(), "the login ended before the hub answered the health check"
+        assert login.result(timeout=LOCK_WAIT_SECONDS + 30).status_code == 503

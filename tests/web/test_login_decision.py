@@ -8,13 +8,14 @@ test_gate_networks.py, tests/hub/test_totp_login.py, test_totp_networks.py) chec
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyotp
 import pytest
 
-from jupyter_2fa.core import Outcome
+from jupyter_2fa.core import Outcome, Verdict
 from jupyter_2fa.web.host import Host, PasswordCheck
 
 USER = "ada"
@@ -69,6 +70,11 @@ def make_host(tmp_path: Path, **settings: object) -> Host:
     return Host(trusted_networks=["10.0.0.0/8"], recovery_code_count=1, **{**defaults, **settings})
 
 
+def decide(host: Host, check: PasswordCheck, code: str, address: str) -> Verdict:
+    """The host's decision, reached as its handlers reach it: awaited, the core in its worker threads."""
+    return asyncio.run(host.login_verdict(check, code, address, NOW))
+
+
 @pytest.mark.parametrize("case", list(TABLE.values()), ids=list(TABLE))
 def test_login_decision(tmp_path: Path, case: Case) -> None:
     host = make_host(tmp_path, enrollment_policy=case.policy, optional_until=case.optional_until)
@@ -88,9 +94,9 @@ def test_login_decision(tmp_path: Path, case: Case) -> None:
         "none": "",
     }[case.code]
     if case.code == "replayed":
-        assert host.login_verdict(PasswordCheck(USER, True), code, case.address, NOW).ok
+        assert decide(host, PasswordCheck(USER, True), code, case.address).ok
 
-    verdict = host.login_verdict(PasswordCheck(USER, case.password_ok), code, case.address, NOW)
+    verdict = decide(host, PasswordCheck(USER, case.password_ok), code, case.address)
 
     assert (verdict.outcome, verdict.reason) == (case.outcome, case.reason)
 
@@ -98,6 +104,6 @@ def test_login_decision(tmp_path: Path, case: Case) -> None:
 def test_store_down_fails_closed(tmp_path: Path) -> None:
     (tmp_path / "not-a-folder").write_text("")
     host = make_host(tmp_path, db_url=f"sqlite:///{tmp_path / 'not-a-folder' / 'store.sqlite'}")
-    verdict = host.login_verdict(PasswordCheck(USER, True), "123456", OUTSIDE, NOW)
+    verdict = decide(host, PasswordCheck(USER, True), "123456", OUTSIDE)
     assert verdict.outcome is Outcome.UNAVAILABLE
     assert host.refusal(verdict).status == 503
