@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .core import Outcome, Verdict
@@ -43,7 +44,7 @@ def refusal(verdict: Verdict, help_text: str, invalid: str = INVALID) -> Refusal
     if verdict.outcome is Outcome.LOCKED:
         return Refusal(403, f"This account is locked after too many failed attempts. {help_text}")
     if verdict.outcome is Outcome.THROTTLED:
-        wait = max(1, round(verdict.retry_after))
+        wait = max(1, math.ceil(verdict.retry_after))  # never sooner than the wait: a client that obeys gets in
         return Refusal(429, f"Too many failed attempts. Wait {wait} s and try again.", wait)
     if verdict.outcome is Outcome.UNAVAILABLE:
         return Refusal(

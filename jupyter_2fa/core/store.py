@@ -109,9 +109,12 @@ _recovery_codes_left = (
     .label("recovery_codes_left")
 )
 _ACCOUNT = sa.select(accounts, _recovery_codes_left).where(accounts.c.username == sa.bindparam("name"))
+# Rows are locked in key order: checks that share a source's or a bucket's row never wait on each other in a
+# circle (PostgreSQL would otherwise lock in scan order, which changes as rows come and go, and deadlock).
 _LIVE_GUESSES = (
     sa.select(guesses)
     .where(guesses.c.key.in_(sa.bindparam("keys", expanding=True)), guesses.c.last_failure_at > sa.bindparam("since"))
+    .order_by(guesses.c.key)
     .with_for_update()
 )
 # Both in one round trip: a row per live guess row, each beside the account's columns (NULL when either is
@@ -268,9 +271,11 @@ class LoginCheck:
             failures = (counts[key]["failures"] if key in counts else 0) + 1
             delay = delay_after(failures)
             wait_until = now + delay if delay else None
-            self.conn.execute(
-                _COUNT_GUESS, {"guess_key": key, "new_failures": failures, "wait_until": wait_until, "failed_at": now}
-            )
+            counted = {"guess_key": key, "new_failures": failures, "wait_until": wait_until, "failed_at": now}
+            if self.conn.execute(_COUNT_GUESS, counted).rowcount == 0:
+                # Another process pruned the row (forgotten, so neither read nor locked) since it was inserted.
+                row = {"key": key, "failures": failures, "next_attempt_at": wait_until, "last_failure_at": now}
+                _insert_missing(self.conn, guesses, row)
         self.store._forget_guesses(self.conn, now, policy)
         return 0.0
 
@@ -376,6 +381,8 @@ class Store:
             raise
         except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DatabaseError) as err:
             raise StoreUnavailable(f"the 2FA store at {self.url!r} cannot be used: {err.orig or err}") from err
+        except sa_exc.TimeoutError as err:  # every pooled connection busy (more worker threads than the pool holds)
+            raise StoreUnavailable(f"the 2FA store at {self.url!r} has no free connection: {err}") from err
 
     def _migrate(self, conn: Connection) -> None:
         """Bring the schema to SCHEMA_VERSION; each step runs once, inside the opening transaction."""
@@ -516,8 +523,10 @@ class Store:
     def unlock(self, username: str) -> bool:
         """Clear every failure counted against ``username``: the second factor's and its name's wrong passwords."""
         with self._transaction() as conn:
-            conn.execute(guesses.delete().where(guesses.c.key == name_key(username, has_account=True)))
-            return self._update(conn, username, failures=0, next_attempt_at=None)
+            # The account's row first, as a login check locks them: the other order can deadlock with one.
+            unlocked = self._update(conn, username, failures=0, next_attempt_at=None)
+            conn.execute(_FORGET_GUESS, {"guess_key": name_key(username, has_account=True)})
+            return unlocked
 
     # -- second factor ------------------------------------------------------------------------------------
 

@@ -64,18 +64,6 @@ class ThrottlePolicy:
     def is_locked(self, failures: int) -> bool:
         return failures >= self.lockout_threshold
 
-    def delay_table(self) -> dict[int, float]:
-        """``{failures before an attempt: delay to set if it fails}`` for every count that has a delay.
-
-        The store turns this into one SQL CASE expression so reserving an attempt stays a single atomic
-        UPDATE on every database.
-        """
-        return {
-            failures: self.delay_after(failures + 1)
-            for failures in range(self.lockout_threshold)
-            if self.delay_after(failures + 1) > 0
-        }
-
 
 @dataclass(frozen=True)
 class GuessPolicy:

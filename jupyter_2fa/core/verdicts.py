@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,9 @@ class Verdict:
     reason: str
     retry_after: float = 0.0
     recovery_codes_left: int | None = None
+    # An acceptance's account session epoch, read under the check's lock: a session issued on this verdict
+    # carries it, so a reset committed just after the check ends that session too.
+    epoch: int | None = field(default=None, compare=False)
 
     @property
     def ok(self) -> bool:

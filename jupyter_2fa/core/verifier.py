@@ -27,8 +27,8 @@ class _RecoveryAttempt:
     """A recovery-shaped code, counted as a failure, to compare with the unused hashes outside the lock."""
 
     code: str
-    hashes: list[tuple[int, str]]
-    left: int
+    hashes: list[tuple[int, str]]  # the unused codes, read under the lock
+    epoch: int
 
 
 class Verifier:
@@ -200,8 +200,8 @@ class Verifier:
             # A right password gets the account a row (named in the throttle, listed for admins); wrong
             # passwords for names without a row create nothing.
             check.ensure_account()
-            return Verdict(Outcome.ACCEPTED, reason)
-        return self._locked(check.account) or Verdict(Outcome.ACCEPTED, reason)
+            return Verdict(Outcome.ACCEPTED, reason, epoch=0)
+        return self._locked(check.account) or Verdict(Outcome.ACCEPTED, reason, epoch=check.account.epoch)
 
     def _check_factor(
         self, check: LoginCheck, code: object, now: float, password_alone_allowed: bool
@@ -223,7 +223,7 @@ class Verifier:
                 verdict = Verdict(Outcome.INVALID, "malformed-code")
             else:
                 check.count_failure(now, self.settings.throttle)  # counted before Argon2id runs, unlocked
-                return _RecoveryAttempt(normalized, check.unused_recovery_hashes(), account.recovery_codes_left)
+                return _RecoveryAttempt(normalized, check.unused_recovery_hashes(), account.epoch)
         if not verdict.ok:
             check.count_failure(now, self.settings.throttle)
         return verdict
@@ -274,7 +274,7 @@ class Verifier:
             return Verdict(Outcome.INVALID, "wrong-code")
         if not check.accept_step(step):
             return Verdict(Outcome.INVALID, "replayed-code")
-        return Verdict(Outcome.ACCEPTED, "totp")
+        return Verdict(Outcome.ACCEPTED, "totp", epoch=account.epoch)
 
     def _check_recovery_code(
         self, username: str, attempt: _RecoveryAttempt, now: float, remote_addr: str | None
@@ -283,7 +283,8 @@ class Verifier:
             if recovery.matches(attempt.code, code_hash):
                 if not self.store.spend_recovery_code(username, code_id, now):
                     return Verdict(Outcome.INVALID, "replayed-code")
-                verdict = Verdict(Outcome.ACCEPTED, "recovery-code", recovery_codes_left=max(attempt.left - 1, 0))
+                left = len(attempt.hashes) - 1
+                verdict = Verdict(Outcome.ACCEPTED, "recovery-code", recovery_codes_left=left, epoch=attempt.epoch)
                 self._record(Action.RECOVERY_CODE_USED, username, verdict, now, remote_addr)
                 return verdict
         return Verdict(Outcome.INVALID, "wrong-code")

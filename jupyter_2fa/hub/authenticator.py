@@ -260,11 +260,9 @@ class TOTPAuthenticator(Host, Authenticator):
             )
         if verdict.ok and browser_login:
             self.remember_device(handler, check.name, device)
-            try:
-                await self.sessions.issue(handler, check.name, verdict.reason, now)
-            except StoreError as err:
-                self.log.error("2FA store unavailable: %s", err)
-                verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
+            self.sessions.issue(handler, check.name, verdict, now)
+        elif verdict.ok and isinstance(handler, handlers.HubTokensAPIHandler):
+            handler.minted_epoch = verdict.epoch  # credentials in the body: the token is theirs, at this epoch
         if verdict.ok:
             self._inner_refreshed[check.name] = time.monotonic()
             return check.result
@@ -339,9 +337,9 @@ class TOTPAuthenticator(Host, Authenticator):
     async def delete_user(self, user: Any) -> None:
         """A user deleted from the hub loses their device link too."""
         await maybe_future(super().delete_user(user))
-        now = time.time()
+        name, now = str(user.name), time.time()  # read here: the ORM object stays on the loop's thread
         try:
-            await self.in_core(lambda core: core.reset(user.name, now))
+            await self.in_core(lambda core: core.reset(name, now))
         except StoreError as err:
             self.log.error("2FA store unavailable while deleting %s: %s", user.name, err)
 

@@ -77,7 +77,7 @@ class HubHandler(FlowHandler):
         user = self.current_user
         return not caller.credentials and user is not None and self.host.sessions.two_factor_session(self, user)
 
-    def device_linked(self, caller: Caller) -> None:
+    async def device_linked(self, caller: Caller) -> None:
         revoke_hub_sessions(self.db, caller.name)
 
     def picture_owner(self) -> str | None:
@@ -136,7 +136,10 @@ class HubTokensAPIHandler(UserTokenListAPIHandler):
     def host(self) -> TOTPAuthenticator:
         return cast("TOTPAuthenticator", self.settings["authenticator"])
 
-    _minted_epoch = 0
+    # The requester's account epoch, read before the token is made: by ``post`` for a cookie or token, by
+    # ``TOTPAuthenticator.authenticate`` (with the verdict) for credentials in the body. Marked with it, a
+    # token the user minted ends at a reset or re-link; a reset in between ends it at once.
+    minted_epoch: int | None = None
 
     async def post(self, user_name: str) -> None:
         requester = self.current_user
@@ -144,16 +147,15 @@ class HubTokensAPIHandler(UserTokenListAPIHandler):
         if by_cookie and not self.host.sessions.two_factor_session(self, requester):
             raise web.HTTPError(403, TOKEN_NEEDS_BOTH_FACTORS)
         if getattr(requester, "kind", None) == "user":
-            # Read before the token exists: without its epoch a self-minted token would outlive a reset.
             try:
-                self._minted_epoch = await self.host.sessions.epoch_in_store(requester.name)
+                self.minted_epoch = await self.host.sessions.epoch_in_store(requester.name)
             except StoreError as err:
                 raise web.HTTPError(503, f"2FA store unavailable: {err}") from None
         await super().post(user_name)
 
     def token_model(self, token: Any) -> dict[str, Any]:
         if self.request.method == "POST":  # the token just minted, before JupyterHub shows it
-            self.host.sessions.mark_minted(self.db, token, self.current_user, self._minted_epoch)
+            self.host.sessions.mark_minted(self.db, token, self.current_user, self.minted_epoch or 0)
         return cast("dict[str, Any]", super().token_model(token))
 
 

@@ -53,7 +53,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 
 from ..config import parse_deadline
 from ..core import Action, StoreError
-from ..core.verdicts import SECOND_FACTOR_REASONS
+from ..core.verdicts import SECOND_FACTOR_REASONS, Verdict
 
 if TYPE_CHECKING:
     from .authenticator import TOTPAuthenticator
@@ -160,14 +160,15 @@ class HubSessions:
         self._remembered: OrderedDict[str, Grant] = OrderedDict()  # by session id
         self._epochs: dict[str, int] | None = None
         self._poller: PeriodicCallback | None = None
+        self._polling = False
 
     # -- logging in ----------------------------------------------------------------------------------------
 
-    async def issue(self, handler: Any, name: str, reason: str, now: float) -> None:
-        """Give a login's browser its grant (raises StoreError when the account's epoch cannot be read)."""
-        epoch = await self.epoch_in_store(name)
+    def issue(self, handler: Any, name: str, verdict: Verdict, now: float) -> None:
+        """Give a login's browser its grant, at the epoch the login was decided at (``verdict.epoch``, read
+        under the check's lock): a reset committed after the check ends this session too."""
         session = handler.get_session_cookie() or handler.set_session_cookie()
-        grant = Grant(name, session, reason, epoch, now)
+        grant = Grant(name, session, verdict.reason, verdict.epoch or 0, now)
         # JupyterHub's own cookie setter: its path, Secure and cookie_options rules, signed with its secret.
         handler._set_cookie(GRANT_COOKIE, grant.encode(), encrypted=True, path=handler.hub.base_url)
         self._remember(grant)
@@ -193,7 +194,7 @@ class HubSessions:
         reason = await self._ended(grant, user.name, session, address, now)
         if reason is not None:
             sessions = {session, grant.session if grant is not None and grant.user == user.name else None}
-            self._end(handler, user, sessions - {None}, reason, address, now)
+            await self._end(handler, user, sessions - {None}, reason, address, now)
             # JupyterHub 6.1's refresh_auth reads this flag, set only on token requests, when a refresh fails:
             # without it the forced login still happens, but through an AttributeError and its traceback.
             handler._token_authenticated = False
@@ -232,7 +233,7 @@ class HubSessions:
             return "optional-policy-over"
         return None
 
-    def _end(
+    async def _end(
         self, handler: Any, user: Any, sessions: set[str | None], reason: str, address: str | None, now: float
     ) -> None:
         """End the request's browser session (and the one its grant names): their tokens, the grant cookie."""
@@ -245,8 +246,11 @@ class HubSessions:
         drop_oauth_codes(db, user.id, {session for session in sessions if session})
         db.commit()
         handler.clear_cookie(GRANT_COOKIE, path=handler.hub.base_url)
+        name = str(user.name)
         with contextlib.suppress(StoreError):  # the store would not open: the hub log below still says why
-            self.host.enrollment.verifier.record(Action.LOGOUT, user.name, "success", reason, address, now)
+            await self.host.in_core(
+                lambda core: core.verifier.record(Action.LOGOUT, name, "success", reason, address, now)
+            )
         self.host.log.info("2FA: %s's hub session ended (%s); they log in again", user.name, reason)
 
     # -- tokens --------------------------------------------------------------------------------------------
@@ -306,11 +310,16 @@ class HubSessions:
 
     async def poll(self) -> None:
         """End what a reset or re-link ended, wherever it was made (this hub, ``jupyter 2fa``, another hub)."""
-        db = getattr(self.host.parent, "db", None)
+        if self._polling:  # the first poll and a periodic one: an older view must not land after a newer one
+            return
+        self._polling = True
         try:
             epochs = await self.host.in_core(lambda core: core.store.epochs())
         except StoreError:
             return  # keep the last view; the next poll retries
+        finally:
+            self._polling = False
+        db = getattr(self.host.parent, "db", None)
         if db is not None:
             if self._epochs is None:
                 self._end_stale_minted(db, epochs)  # resets made while the hub was stopped

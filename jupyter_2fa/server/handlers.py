@@ -16,7 +16,7 @@ from ..web import api, pages
 from ..web.handler import Caller, FlowHandler, authenticated, routes
 from ..web.refusals import RefusedError
 from .identity import TOTPIdentityProvider
-from .sessions import SessionFactor, TwoFactorUser
+from .sessions import SessionFactor, TwoFactorUser, epoch_of
 
 
 class GateHandler(FlowHandler):
@@ -71,11 +71,13 @@ class GateHandler(FlowHandler):
             return None, None
         return user.factor.value, user.issued_at + self.host.session_max_age
 
-    def device_linked(self, caller: Caller) -> None:
-        if caller.credentials:
-            self.host.sessions.reload()  # every browser session ends now; a kernel gets no cookie
-        else:  # this browser's cookie was voided with the others: give it a new one
-            self.host.set_login_cookie(self, self.host.sessions.issue(SessionFactor.TOTP, time.time()))
+    async def device_linked(self, caller: Caller) -> None:
+        host = self.host
+        epoch = await host.in_core(lambda core: epoch_of(core.store, host.username))
+        host.sessions.saw_epoch(epoch)  # every older session ends now
+        # This browser's cookie was voided with the others: give it a new one (a kernel takes no cookie).
+        if not caller.credentials:
+            host.set_login_cookie(self, host.sessions.issue(SessionFactor.TOTP, time.time(), epoch))
 
     def picture_owner(self) -> str | None:
         factor = self._factor()

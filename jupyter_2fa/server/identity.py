@@ -180,7 +180,7 @@ class TOTPIdentityProvider(Host, PasswordIdentityProvider):
         verdict = await self.login_verdict(check, otp, self.client_address(handler), now, device)
         if verdict.ok:
             self.remember_device(handler, check.name, device)
-            return LoginResult(user=self.sessions.issue(SessionFactor(verdict.reason), now))
+            return LoginResult(user=self.sessions.issue(SessionFactor(verdict.reason), now, verdict.epoch or 0))
         if verdict.outcome is Outcome.NOT_ENROLLED:
             if self.enrollment_policy == "cli-only":
                 return LoginResult(status=403, message=NOT_ENROLLED_CLI_ONLY)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from jupyter_server.auth.decorator import allow_unauthenticated
@@ -14,7 +14,10 @@ from ..core import StoreError
 from ..core.audit import Action
 from ..web.forms import BadInput
 from .handlers import GateHandler
-from .sessions import TwoFactorUser
+from .sessions import TwoFactorUser, end_every_session
+
+if TYPE_CHECKING:
+    from ..core import Enrollment
 
 
 class TOTPLoginHandler(GateHandler, LoginFormHandler):
@@ -67,14 +70,18 @@ class TOTPLogoutHandler(GateHandler, LogoutHandler):
     """Log out everywhere: the account's epoch moves, so its sessions in every browser end."""
 
     @allow_unauthenticated
-    def get(self) -> Any:
+    async def get(self) -> Any:
         if isinstance(self.current_user, TwoFactorUser):
             host = self.host
+            name, address = host.username, host.client_address(self)
+
+            def log_out_everywhere(core: Enrollment) -> int:
+                epoch = end_every_session(core.store, name)
+                core.verifier.record(Action.LOGOUT, name, "success", "logout", address)
+                return epoch
+
             try:
-                host.sessions.end_all()
-                host.enrollment.verifier.record(
-                    Action.LOGOUT, host.username, "success", "logout", host.client_address(self)
-                )
+                host.sessions.saw_epoch(await host.in_core(log_out_everywhere))
             except StoreError as err:
                 self.log.error("2FA store unavailable at logout: %s", err)
         return super().get()  # type: ignore[no-untyped-call]  # jupyter_server's LogoutHandler has no hints

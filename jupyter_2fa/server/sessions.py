@@ -89,6 +89,18 @@ class EpochView:
             self._refreshing.release()
 
 
+def epoch_of(store: Store, username: str) -> int:
+    account = store.get(username)
+    return account.epoch if account is not None else 0
+
+
+def end_every_session(store: Store, username: str) -> int:
+    """Move the account's epoch, so that its sessions end in every browser (logout); the new epoch."""
+    store.ensure_account(username)
+    store.bump_epoch(username)
+    return epoch_of(store, username)
+
+
 class Sessions:
     """The sessions of the gate's one account: issue, encode, check age and epoch, end them all."""
 
@@ -112,26 +124,15 @@ class Sessions:
             seen_at=now,
         )
 
-    def issue(self, factor: SessionFactor, now: float) -> TwoFactorUser:
-        """A new session for the account, stamped with its current epoch."""
-        account = self._store().get(self.username)
-        epoch = account.epoch if account else 0
-        self._epochs.set(self.username, epoch)
+    def issue(self, factor: SessionFactor, now: float, epoch: int) -> TwoFactorUser:
+        """A new session for the account, stamped with ``epoch``: the account's, as the login decision read it."""
+        self.saw_epoch(epoch)
         return self.user(factor, now, epoch=epoch)
 
-    def end_all(self) -> None:
-        """Sign out every session of the account, in every browser (logout)."""
-        store = self._store()
-        store.ensure_account(self.username)
-        store.bump_epoch(self.username)
-        self.reload()
-
-    def reload(self) -> None:
-        """Take the account's epoch from the store at once, after a change made here that issued no new cookie
-        (a device confirmed by a kernel), so older sessions end now rather than at the next refresh."""
-        account = self._store().get(self.username)
-        if account is not None:
-            self._epochs.set(self.username, account.epoch)
+    def saw_epoch(self, epoch: int) -> None:
+        """The account's epoch as a change made here left it (a login, a logout, a device linked): sessions of
+        older epochs end now rather than at the next refresh."""
+        self._epochs.set(self.username, epoch)
 
     def encode(self, user: TwoFactorUser) -> str:
         fields = {

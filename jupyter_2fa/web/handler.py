@@ -88,7 +88,7 @@ class FlowHandler(web.RequestHandler):
         """Whether the caller's browser session was opened with a second factor (not the password alone)."""
         return self.session_of(caller)[0] in SECOND_FACTOR_REASONS
 
-    def device_linked(self, caller: Caller) -> None:
+    async def device_linked(self, caller: Caller) -> None:
         """A new device is active: end the account's older sessions, and give this browser a fresh one where
         the host can (``caller.credentials``: a kernel, which takes no cookie)."""
         raise NotImplementedError

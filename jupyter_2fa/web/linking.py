@@ -30,7 +30,7 @@ async def confirm(handler: FlowHandler, caller: Caller, code: str) -> list[str]:
     now, address = time.time(), host.client_address(handler)
     codes = await host.in_core(lambda core: core.confirm(caller.name, code, now, address))
     host.one_shot_images.discard(caller.name)
-    handler.device_linked(caller)
+    await handler.device_linked(caller)
     return codes
 
 

@@ -40,12 +40,6 @@ def test_delay_never_overflows() -> None:
     assert policy.delay_after(10**9) == 600.0
 
 
-def test_delay_table_is_delay_after_the_next_failure() -> None:
-    policy = ThrottlePolicy(lockout_threshold=6, free_attempts=2, base_delay=10, max_delay=25)
-    assert policy.delay_table() == {1: 10.0, 2: 20.0, 3: 25.0, 4: 25.0, 5: 25.0}
-    assert ThrottlePolicy(lockout_threshold=3, free_attempts=5).delay_table() == {}
-
-
 @pytest.mark.parametrize(
     ("threshold", "failures", "locked"),
     [(10, 9, False), (10, 10, True), (10, 11, True), (1, 0, False), (1, 1, True)],

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from helpers.hub import (
     Hub,
@@ -22,6 +23,7 @@ from helpers.hub import (
     HubFactory,
     enroll_on_page,
     hub_cli,
+    hub_store_url,
     login_error,
     module_hub,
     new_user_token,
@@ -306,3 +308,28 @@ def test_a_reset_or_relink_ends_sessions_and_minted_tokens_but_not_the_servers_o
     # The server keeps running, with its own token (its kernels' JUPYTERHUB_API_TOKEN).
     assert server_tokens <= {token["id"] for token in tokens(hub, name)}
     assert hub.api("GET", f"users/{name}").json()["servers"][""]["ready"] is True
+
+
+@pytest.mark.parametrize("how", ["cookie", "credentials"])
+def test_a_self_minted_token_is_marked_with_the_accounts_epoch(hub: Hub, how: str) -> None:
+    """Marked with the account's current epoch, however the token was asked for: a token marked with an older
+    one would be ended as stale at the hub's next start, a reset or re-link aside."""
+    name = f"tom-{how}"
+    device, _ = linked(hub, name)  # linking moved the epoch off 0
+    browser = hub.new_browser()
+    assert browser.login(name, PASSWORD, device.next_code()).status_code == 302  # the hub knows the user now
+    if how == "cookie":
+        minted = mint_with_cookie(browser, name)
+    else:
+        minted = mint_with_credentials(hub, name, device.next_code())
+    assert minted.status_code == 201, minted.text
+    engine = sa.create_engine(hub_store_url(hub))
+    try:
+        with engine.connect() as conn:
+            epoch = conn.execute(
+                sa.text("SELECT epoch FROM jupyter_2fa_accounts WHERE username = :name"), {"name": name}
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert epoch > 0
+    assert minted.json()["session_id"] == f"jupyter-2fa-minted:{epoch}"
