@@ -12,6 +12,8 @@ JSON it came from).
   Reported as medians and p99, with each ratio to A first. SQLite (a file, rollback journal) and PostgreSQL: a
   throw-away cluster on loopback with PostgreSQL's own durable settings (fsync and synchronous_commit on, unlike
   the test suite's), or the database ``--postgres-url`` names.
+- **scale** (:mod:`benchmarks.scale`): a login check, the status read and the account lists at 1, 10 k and
+  100 k accounts, on SQLite and PostgreSQL.
 - **hub under a login burst** (:mod:`benchmarks.hub_burst`): two real hubs behind configurable-http-proxy,
   the plain inner authenticator and TOTPAuthenticator over it; 300 users log in within 60 s while a probe times
   ``GET /hub/health``; then a flood of recovery-shaped guesses.
@@ -49,9 +51,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the test helpers start PostgreSQL, hubs and servers the same way
 
 from .hub_burst import hub_burst  # noqa: E402
+from .scale import scale  # noqa: E402
 from helpers.postgres import POSTGRES_SUPERUSER, LocalCluster, PostgresServer, find_postgres_bindir  # noqa: E402
 
 OUTPUT = REPO / "docs" / "benchmarks.md"
+SCALE_SIZES = [1, 10_000, 100_000]
 # Refused attempts must not trip the lock mid-run: the throttle's arithmetic is not what is measured.
 SETTINGS = Settings(recovery_code_count=1, throttle=ThrottlePolicy(lockout_threshold=100, free_attempts=100))
 
@@ -229,6 +233,7 @@ def markdown(data: dict[str, Any]) -> str:
         )
         lines.append(f"- {run['store']}: {parts}.")
     lines += ["", *BEFORE_ONE_TRANSACTION]
+    lines += scale_markdown(data["scale"])
     lines += hub_burst_markdown(data["hub_burst"])
     boot = data["startup"]
     lines += [
@@ -243,7 +248,7 @@ def markdown(data: dict[str, Any]) -> str:
         "## Not run by this command yet",
         "",
         "`gate_requests.py` and `panel_calls.py` (per-request cost against stock jupyter_server) still run on their",
-        "own; the scale benchmarks of issue 12 (1, 10 k and 100 k accounts) are to come.",
+        "own; the audit writer under 200 logins/s (issue 12, item 5) is to come.",
         "",
         "```json",
         json.dumps(data, indent=2),
@@ -270,6 +275,32 @@ def durable_postgres() -> Iterator[str]:
     finally:
         cluster.stop()
         cluster.remove()
+
+
+def scale_markdown(runs: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "",
+        "## The store at 1, 10 k and 100 k accounts",
+        "",
+        "| store | accounts | login check | `GET status` read | admin list (all at once) | CLI list (paged) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        for size, at in run["sizes"].items():
+            lines.append(
+                f"| {run['store']} | {int(size):,} | {at['login_check_median_ms']:.2f} ms |"
+                f" {at['status_read_median_ms']:.2f} ms | {at['admin_list_seconds']:.2f} s,"
+                f" {at['admin_list_peak_mib']:.1f} MiB | {at['cli_list_seconds']:.2f} s,"
+                f" {at['cli_list_peak_mib']:.1f} MiB |"
+            )
+    return [
+        *lines,
+        "",
+        "A login check and the status read stay flat (primary-key lookups). Listing every account reads 500 per",
+        "query on the primary key; the CLI prints them as they come, in flat memory, while the hub's admin API and",
+        "page still build the whole list: paginating them (`offset`/`limit`, as JupyterHub's API does) is the",
+        "part of item 5 still open.",
+    ]
 
 
 def hub_burst_markdown(burst: dict[str, Any]) -> list[str]:
@@ -312,18 +343,20 @@ def main() -> None:
     parser.add_argument("--hub-window", type=float, default=60.0, help="seconds over which the burst's logins arrive")
     parser.add_argument("--postgres-url", help="measure on this PostgreSQL database instead of a throw-away cluster")
     args = parser.parse_args()
-    runs = []
+    runs, scales = [], []
     with tempfile.TemporaryDirectory() as tmp:
         runs.append(login_check(f"sqlite:///{Path(tmp) / 'store' / 'store.sqlite'}", args.rounds))
-    if args.postgres_url:
-        runs.append(login_check(args.postgres_url, args.rounds))
-    else:
-        with durable_postgres() as url:
-            runs.append(login_check(url, args.rounds))
+        scales.append(scale(f"sqlite:///{Path(tmp) / 'scale' / 'store.sqlite'}", SCALE_SIZES, args.rounds // 2))
+    with contextlib.ExitStack() as stack:
+        postgres = args.postgres_url or stack.enter_context(durable_postgres())
+        runs.append(login_check(postgres, args.rounds))
+        if not args.postgres_url:  # the scale run grows its store: only in a database of its own
+            scales.append(scale(stack.enter_context(durable_postgres()), SCALE_SIZES, args.rounds // 2))
     burst = hub_burst(args.hub_users, args.hub_window)
     data = {
         "machine": machine(),
         "login_check": runs,
+        "scale": scales,
         "hub_burst": burst,
         "startup": startup(max(5, args.rounds // 20)),
     }

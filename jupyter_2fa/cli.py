@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import itertools
 import logging
 import os
 import sys
@@ -240,12 +241,13 @@ class ListApp(TwoFactorCommand):
         self.username_check()
         enrollment = self.enrollment()
         policy = enrollment.settings.throttle
-        accounts = enrollment.store.all_accounts()
-        if not accounts:
+        accounts = enrollment.store.iter_accounts()  # a page at a time: a big site's list is never all in memory
+        first = next(accounts, None)
+        if first is None:
             print("No accounts in the 2FA store.")
             return
         print(f"{'USER':<24} {'LINKED':<7} {'SINCE':<21} {'CODES':>5} {'FAILS':>5} {'LOCKED':<6} PENDING")
-        for a in accounts:
+        for a in itertools.chain([first], accounts):
             print(
                 f"{a.username:<24} {'yes' if a.enrolled else 'no':<7} {_when(a.activated_at):<21} "
                 f"{a.recovery_codes_left:>5} {a.failures:>5} {'yes' if policy.is_locked(a.failures) else 'no':<6} "

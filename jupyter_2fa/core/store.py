@@ -41,6 +41,7 @@ _KEY_CHECK_TEXT = "jupyter-2fa key check"
 SQLITE_BUSY_TIMEOUT_SECONDS = 5.0
 # Forgotten wrong-password rows are pruned at most this often per store (see Store._forget_guesses).
 GUESS_PRUNE_INTERVAL_SECONDS = 60.0
+ACCOUNTS_PAGE = 500  # accounts read per query when every account is listed
 
 metadata = sa.MetaData()
 
@@ -109,6 +110,12 @@ _recovery_codes_left = (
     .label("recovery_codes_left")
 )
 _ACCOUNT = sa.select(accounts, _recovery_codes_left).where(accounts.c.username == sa.bindparam("name"))
+_ACCOUNTS_AFTER = (
+    sa.select(accounts, _recovery_codes_left)
+    .where(accounts.c.username > sa.bindparam("after"))
+    .order_by(accounts.c.username)
+    .limit(sa.bindparam("page"))
+)
 # Rows are locked in key order: checks that share a source's or a bucket's row never wait on each other in a
 # circle (PostgreSQL would otherwise lock in scan order, which changes as rows come and go, and deadlock).
 _LIVE_GUESSES = (
@@ -444,10 +451,22 @@ class Store:
         row = conn.execute(_ACCOUNT, {"name": username}).mappings().first()
         return None if row is None else Account(**row)
 
-    def all_accounts(self) -> list[Account]:
+    def accounts_page(self, after: str = "", limit: int = ACCOUNTS_PAGE) -> list[Account]:
+        """Up to ``limit`` accounts whose names sort after ``after``, in name order: one query on the primary
+        key's index, however many accounts the store holds."""
         with self._transaction() as conn:
-            names = conn.execute(sa.select(accounts.c.username).order_by(accounts.c.username)).scalars()
-            return [account for name in list(names) if (account := self._get(conn, name))]
+            rows = conn.execute(_ACCOUNTS_AFTER, {"after": after, "page": limit}).mappings()
+            return [Account(**row) for row in rows]
+
+    def iter_accounts(self, page: int = ACCOUNTS_PAGE) -> Iterator[Account]:
+        """Every account in name order, read ``page`` at a time (a list of 100 000 never sits in memory)."""
+        after = ""
+        while batch := self.accounts_page(after, page):
+            yield from batch
+            after = batch[-1].username
+
+    def all_accounts(self) -> list[Account]:
+        return list(self.iter_accounts())
 
     def epochs(self) -> dict[str, int]:
         """Every account's session epoch, for front-ends that keep an in-memory copy."""

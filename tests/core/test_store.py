@@ -419,6 +419,18 @@ def test_concurrent_first_open_creates_one_schema(store_url: str, keyring: Keyri
     assert rows == ["key_check", "schema_version"]
 
 
+@pytest.mark.parametrize("page", [1, 2, 3, 500], ids=lambda page: f"page-{page}")
+def test_every_account_is_listed_once_in_name_order_a_page_at_a_time(harness: Harness, page: int) -> None:
+    """What ``jupyter 2fa list`` and the hub's admin list read: pages on the primary key, never all at once.
+    Names that sort close together (a prefix, upper case, non-ASCII) neither repeat nor go missing."""
+    names = ["ada", "Ada", "ada2", "adam", "bob", "zoë", "émile"]
+    for name in names:
+        harness.store.ensure_account(name)
+    listed = [account.username for account in harness.store.iter_accounts(page)]
+    assert sorted(listed) == sorted(names)  # once each, in the database's collation order
+    assert [a.username for a in harness.store.accounts_page("ada", 2)] == listed[listed.index("ada") + 1 :][:2]
+
+
 def test_reading_accounts(harness: Harness) -> None:
     assert harness.store.get(USER) is None
     assert harness.store.all_accounts() == []
