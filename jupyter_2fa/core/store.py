@@ -468,6 +468,12 @@ class Store:
     def all_accounts(self) -> list[Account]:
         return list(self.iter_accounts())
 
+    def epoch(self, username: str) -> int:
+        """The account's session epoch (0 for a name without a row, as a new row starts)."""
+        with self._transaction() as conn:
+            epoch = conn.execute(sa.select(accounts.c.epoch).where(accounts.c.username == username)).scalar()
+        return int(epoch or 0)
+
     def epochs(self) -> dict[str, int]:
         """Every account's session epoch, for front-ends that keep an in-memory copy."""
         with self._transaction() as conn:

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
 
 from . import recovery
 from .audit import Action, AuditEvent, AuditSink, discard
@@ -55,7 +54,13 @@ class Verifier:
         code take the same path, so they are throttled alike and answered alike. ``device`` names a browser
         that logged in to this account before (see :class:`GuessKeys`).
         """
-        return self._guarded(Action.LOGIN, username, now, remote_addr, self._checked, code, first_factor_ok, device)
+        return self._guarded(
+            Action.LOGIN,
+            username,
+            now,
+            remote_addr,
+            lambda: self._checked(username, now, remote_addr, code, first_factor_ok, device),
+        )
 
     def login(
         self,
@@ -83,11 +88,7 @@ class Verifier:
             username,
             now,
             remote_addr,
-            self._checked,
-            code,
-            first_factor_ok,
-            device,
-            password_alone_allowed,
+            lambda: self._checked(username, now, remote_addr, code, first_factor_ok, device, password_alone_allowed),
         )
 
     def verify_password_only(
@@ -107,7 +108,11 @@ class Verifier:
         A success clears nothing that a second factor counted: the password alone never buys more code guesses.
         """
         return self._guarded(
-            action, username, now, remote_addr, self._password_checked, first_factor_ok, device, reason
+            action,
+            username,
+            now,
+            remote_addr,
+            lambda: self._password_checked(username, now, remote_addr, first_factor_ok, device, reason),
         )
 
     def _guarded(
@@ -116,12 +121,11 @@ class Verifier:
         username: str,
         now: float,
         remote_addr: str | None,
-        check: Callable[..., Verdict],
-        *args: Any,
+        check: Callable[[], Verdict],
     ) -> Verdict:
         """Run one check, failing closed if the store cannot be used, and audit its verdict."""
         try:
-            verdict = check(username, now, remote_addr, *args)
+            verdict = check()
         except StoreError:
             verdict = Verdict(Outcome.UNAVAILABLE, "store-unavailable")
         self._record(action, username, verdict, now, remote_addr)
@@ -230,10 +234,9 @@ class Verifier:
 
     def _refusal(self, account: Account, now: float) -> Verdict | None:
         """The throttle's answer before a second factor is looked at: the same whether or not it is right."""
-        if self.settings.throttle.is_locked(account.failures):
-            return Verdict(Outcome.LOCKED, "locked")
         wait = (account.next_attempt_at or now) - now
-        return Verdict(Outcome.THROTTLED, "throttled", retry_after=wait) if wait > 0 else None
+        throttled = Verdict(Outcome.THROTTLED, "throttled", retry_after=wait) if wait > 0 else None
+        return self._locked(account) or throttled
 
     def _locked(self, account: Account) -> Verdict | None:
         return Verdict(Outcome.LOCKED, "locked") if self.settings.throttle.is_locked(account.failures) else None

@@ -287,8 +287,7 @@ class HubSessions:
     # -- the store's epochs --------------------------------------------------------------------------------
 
     async def epoch_in_store(self, name: str) -> int:
-        account = await self.host.in_core(lambda core: core.store.get(name))
-        return account.epoch if account is not None else 0
+        return await self.host.in_core(lambda core: core.store.epoch(name))
 
     async def _epoch_now(self, name: str, seen: int) -> int | None:
         """The account's epoch: as last polled, or read now when the poll may be behind this grant."""

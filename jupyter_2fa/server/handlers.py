@@ -16,7 +16,7 @@ from ..web import api, pages
 from ..web.handler import Caller, FlowHandler, authenticated, routes
 from ..web.refusals import RefusedError
 from .identity import TOTPIdentityProvider
-from .sessions import SessionFactor, TwoFactorUser, epoch_of
+from .sessions import SessionFactor, TwoFactorUser
 
 
 class GateHandler(FlowHandler):
@@ -73,7 +73,7 @@ class GateHandler(FlowHandler):
 
     async def device_linked(self, caller: Caller) -> None:
         host = self.host
-        epoch = await host.in_core(lambda core: epoch_of(core.store, host.username))
+        epoch = await host.in_core(lambda core: core.store.epoch(host.username))
         host.sessions.saw_epoch(epoch)  # every older session ends now
         # This browser's cookie was voided with the others: give it a new one (a kernel takes no cookie).
         if not caller.credentials:

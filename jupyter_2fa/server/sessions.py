@@ -89,16 +89,11 @@ class EpochView:
             self._refreshing.release()
 
 
-def epoch_of(store: Store, username: str) -> int:
-    account = store.get(username)
-    return account.epoch if account is not None else 0
-
-
 def end_every_session(store: Store, username: str) -> int:
     """Move the account's epoch, so that its sessions end in every browser (logout); the new epoch."""
     store.ensure_account(username)
     store.bump_epoch(username)
-    return epoch_of(store, username)
+    return store.epoch(username)
 
 
 class Sessions:

@@ -81,6 +81,8 @@ class Host(TwoFactorConfig):
     @property
     def enrollment(self) -> Enrollment:
         """The core, opened on first use; raises StoreError (answered 503) while the store is down."""
+        if self._enrollment is not None:  # once open, no lock: the loop never waits on a worker's open
+            return self._enrollment
         with self._opening:
             if self._enrollment is None:
                 enrollment = self.open_enrollment(fan_out(self.audit_sink(), *self._extra_audit_sinks))
