@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import select
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -336,6 +337,28 @@ def _sqlite_begin_immediate(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _drop_hung_up_connections(engine: Engine) -> None:
+    """Before the pool hands out a PostgreSQL connection, drop it if the server has hung up on it.
+
+    A server that restarts, or ends an idle session, writes a termination notice or closes the socket, so the
+    socket turns readable while no query is pending: a ``poll()`` sees it without a round trip. This replaces
+    ``pool_pre_ping``, whose ``SELECT 1`` was one of the five round trips of every login check. A connection lost
+    without a word (a network partition) fails its first statement instead, as it could right after a ping too;
+    the pool then drops every connection and the next transaction starts afresh."""
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        try:
+            socket = select.poll()
+            socket.register(dbapi_connection.fileno(), select.POLLIN)
+            hung_up = bool(socket.poll(0))
+        except dbapi_error:  # psycopg already knows it is closed
+            hung_up = True
+        if hung_up:
+            raise sa_exc.DisconnectionError("the database server closed this connection")
+
+
 class Store:
     """All reads and writes of 2FA state. Methods take ``now`` (Unix seconds) rather than reading a clock."""
 
@@ -352,13 +375,13 @@ class Store:
                 # where WAL's shared memory does not work.
                 if "timeout" not in self.url.query:  # connect_args would override the URL's
                     options.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
-            else:
-                options.setdefault("pool_pre_ping", True)
             self.engine = sa.create_engine(self.url, **options)
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as err:
             raise StoreUnavailable(f"cannot use 2FA store URL {self.url!r}: {err}") from err
         if self.url.get_backend_name() == "sqlite":
             _sqlite_begin_immediate(self.engine)
+        elif self.url.get_backend_name() == "postgresql":
+            _drop_hung_up_connections(self.engine)
         try:
             with self._transaction() as conn:
                 self._migrate(conn)

@@ -353,6 +353,26 @@ def test_verify_fails_closed_when_the_tables_are_gone(harness: Harness, store_ur
             action()
 
 
+def test_a_connection_the_server_ended_is_dropped_before_use(postgres_url: str) -> None:
+    """A pooled PostgreSQL connection whose backend was terminated (a restart, an idle timeout) is replaced when
+    it is checked out, without a ping's round trip, and the next login check works instead of failing once."""
+    store = Store(postgres_url, new_keyring())
+    try:
+        harness = Harness(store, FAST_SETTINGS)
+        enrolled = harness.enroll()
+        with store.engine.connect() as conn:
+            backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        assert store.engine.pool.checkedin() == 1
+        with scratch_engine(postgres_url) as engine, engine.connect() as conn:
+            assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(backend)}, 5000)").scalar()
+        verdict = harness.verifier.verify(USER, enrolled.app.code(T0 + PERIOD), T0 + PERIOD)
+        assert verdict.ok, verdict
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != backend
+    finally:
+        store.close()
+
+
 def test_verify_fails_closed_when_the_sqlite_folder_is_gone(tmp_path: Path) -> None:
     path = tmp_path / "2fa" / "store.sqlite"
     store = Store(f"sqlite:///{path}", new_keyring())
