@@ -7,18 +7,24 @@ JSON it came from).
   - A, a bare durable single-row commit;
   - B, a login check with a right code;
   - C, a wrong password (a new source each round);
-  - D, a right password with a wrong code.
+  - D, a right password with a wrong code;
+  - E, a recovery-shaped wrong guess (one Argon2id comparison per unused code; the account has one).
 
   Reported as medians and p99, with each ratio to A first. SQLite (a file, rollback journal) and PostgreSQL: a
   throw-away cluster on loopback with PostgreSQL's own durable settings (fsync and synchronous_commit on, unlike
   the test suite's), or the database ``--postgres-url`` names.
+- **profile** (:mod:`benchmarks.profile_check`): where a right code's time goes on that PostgreSQL, by
+  pyinstrument.
 - **scale** (:mod:`benchmarks.scale`): a login check, the status read and the account lists at 1, 10 k and
   100 k accounts, on SQLite and PostgreSQL.
 - **hub under a login burst** (:mod:`benchmarks.hub_burst`): two real hubs behind configurable-http-proxy,
   the plain inner authenticator and TOTPAuthenticator over it; 300 users log in within 60 s while a probe times
   ``GET /hub/health``; then a flood of recovery-shaped guesses.
+- **per request and memory** (:mod:`benchmarks.gate_requests`): stock and gated jupyter_server side by side,
+  authenticated requests and the notebook panel's calls alternated, and each process's resident memory before
+  and after the first login.
 - **start-up**: in fresh interpreters, stock ``jupyter_server.serverapp``'s import, then what importing the gate
-  (``jupyter_2fa.server``) adds in the same process: time and peak RSS.
+  (``jupyter_2fa.server``) adds in the same process: time and resident memory.
 
 Timings are measured, never asserted: nothing here runs in the test suite.
 """
@@ -50,7 +56,9 @@ from jupyter_2fa.core import Enrollment, Keyring, Settings, Store, ThrottlePolic
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the test helpers start PostgreSQL, hubs and servers the same way
 
+from .gate_requests import gate_requests, gate_requests_markdown  # noqa: E402
 from .hub_burst import hub_burst  # noqa: E402
+from .profile_check import profile_check, profile_markdown  # noqa: E402
 from .scale import scale  # noqa: E402
 from helpers.postgres import POSTGRES_SUPERUSER, LocalCluster, PostgresServer, find_postgres_bindir  # noqa: E402
 
@@ -127,7 +135,13 @@ def login_check(db_url: str, rounds: int) -> dict[str, Any]:
         with store.engine.begin() as conn:
             conn.execute(bare)
 
-    samples: dict[str, list[float]] = {"commit": [], "right code": [], "wrong password": [], "wrong code": []}
+    samples: dict[str, list[float]] = {
+        "commit": [],
+        "right code": [],
+        "wrong password": [],
+        "wrong code": [],
+        "recovery-shaped guess": [],
+    }
     right_code_statements: dict[str, list[float]] = {}
     for n in range(rounds):
         now = start + 30 * (n + 1)
@@ -143,6 +157,9 @@ def login_check(db_url: str, rounds: int) -> dict[str, Any]:
             timed(partial(verifier.verify, user, code, now + 1, first_factor_ok=False, remote_addr=source))
         )
         samples["wrong code"].append(timed(partial(verifier.verify, user, wrong, now + 2, remote_addr="192.0.2.1")))
+        samples["recovery-shaped guess"].append(
+            timed(partial(verifier.verify, user, "00000-00000", now + 3, remote_addr="192.0.2.1"))
+        )
         store.unlock(user)  # clears both counts outside the timed calls
     backend = store.url.get_backend_name()
     with store.engine.begin() as conn:
@@ -160,8 +177,8 @@ def login_check(db_url: str, rounds: int) -> dict[str, Any]:
 
 
 STARTUP = (
-    "import resource, time\n"
-    "rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "import re, time\n"
+    "rss = lambda: int(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
     "t = time.perf_counter()\n"
     "import jupyter_server.serverapp\n"
     "t1, r1 = time.perf_counter(), rss()\n"
@@ -172,7 +189,7 @@ STARTUP = (
 
 def startup(rounds: int) -> dict[str, Any]:
     """Fresh interpreters: stock jupyter_server's import, then what importing the gate adds in the same process
-    (seconds, and peak RSS in KiB)."""
+    (seconds, and resident memory in KiB: ``VmRSS``, not the peak, which an import's transient allocation sets)."""
     keys = ("stock_seconds", "gate_seconds", "stock_rss_kib", "gate_rss_kib")
     samples: dict[str, list[float]] = {key: [] for key in keys}
     for _ in range(rounds):
@@ -233,22 +250,21 @@ def markdown(data: dict[str, Any]) -> str:
         )
         lines.append(f"- {run['store']}: {parts}.")
     lines += ["", *BEFORE_ONE_TRANSACTION]
+    postgres_ratio = next(r for r in data["login_check"] if r["store"] == "postgresql")["results"]["right code"]
+    lines += profile_markdown(data["profile"], postgres_ratio["ratio_to_commit"])
     lines += scale_markdown(data["scale"])
+    lines += gate_requests_markdown(data["gate_requests"])
     lines += hub_burst_markdown(data["hub_burst"])
     boot = data["startup"]
     lines += [
         "",
         "## Start-up: stock jupyter_server, and with the gate imported",
         "",
-        f"The gate adds **{boot['gate_adds_ms']:.0f} ms** and **{boot['gate_adds_mib']:.1f} MiB** peak RSS"
-        f" to stock jupyter_server's {boot['medians']['stock_seconds'] * 1000:.0f} ms and"
+        f"Importing the gate adds **{boot['gate_adds_ms']:.0f} ms** and **{boot['gate_adds_mib']:.1f} MiB**"
+        f" resident to stock jupyter_server's {boot['medians']['stock_seconds'] * 1000:.0f} ms and"
         f" {boot['medians']['stock_rss_kib'] / 1024:.0f} MiB (medians of {boot['rounds']} fresh interpreters;"
-        " first login not included).",
-        "",
-        "## Not run by this command yet",
-        "",
-        "`gate_requests.py` and `panel_calls.py` (per-request cost against stock jupyter_server) still run on their",
-        "own; the audit writer under 200 logins/s (issue 12, item 5) is to come.",
+        " targets: <= 50 ms and <= 5 MiB). SQLAlchemy, cryptography, argon2 and qrcode load when first needed:",
+        "what they and the first login cost is the memory table above.",
         "",
         "```json",
         json.dumps(data, indent=2),
@@ -350,13 +366,17 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         postgres = args.postgres_url or stack.enter_context(durable_postgres())
         runs.append(login_check(postgres, args.rounds))
+        profile = profile_check(postgres, args.rounds * 5)
         if not args.postgres_url:  # the scale run grows its store: only in a database of its own
             scales.append(scale(stack.enter_context(durable_postgres()), SCALE_SIZES, args.rounds // 2))
+    per_request = gate_requests(args.rounds * 2)
     burst = hub_burst(args.hub_users, args.hub_window)
     data = {
         "machine": machine(),
         "login_check": runs,
+        "profile": profile,
         "scale": scales,
+        "gate_requests": per_request,
         "hub_burst": burst,
         "startup": startup(max(5, args.rounds // 20)),
     }
