@@ -298,24 +298,25 @@ def scale_markdown(runs: list[dict[str, Any]]) -> list[str]:
         "",
         "## The store at 1, 10 k and 100 k accounts",
         "",
-        "| store | accounts | login check | `GET status` read | admin list (all at once) | CLI list (paged) |",
+        "| store | accounts | login check | `GET status` read | admin page (100, mid-list) | CLI list (all) |",
         "|---|---|---|---|---|---|",
     ]
     for run in runs:
         for size, at in run["sizes"].items():
             lines.append(
                 f"| {run['store']} | {int(size):,} | {at['login_check_median_ms']:.2f} ms |"
-                f" {at['status_read_median_ms']:.2f} ms | {at['admin_list_seconds']:.2f} s,"
-                f" {at['admin_list_peak_mib']:.1f} MiB | {at['cli_list_seconds']:.2f} s,"
+                f" {at['status_read_median_ms']:.2f} ms | {at['admin_list_seconds'] * 1000:.1f} ms,"
+                f" {at['admin_list_peak_mib']:.2f} MiB | {at['cli_list_seconds']:.2f} s,"
                 f" {at['cli_list_peak_mib']:.1f} MiB |"
             )
     return [
         *lines,
         "",
-        "A login check and the status read stay flat (primary-key lookups). Listing every account reads 500 per",
-        "query on the primary key; the CLI prints them as they come, in flat memory, while the hub's admin API and",
-        "page still build the whole list: paginating them (`offset`/`limit`, as JupyterHub's API does) is the",
-        "part of item 5 still open.",
+        "A login check and the status read stay flat (primary-key lookups). The hub's admin API and page read one",
+        "page (`offset`/`limit`, as JupyterHub's API pages; timed at the middle of the list, where the database",
+        "steps over half the index) and count the accounts; the CLI prints every account as it reads 500 at a time",
+        "on the primary key, in flat memory. Before paging, the admin list built every account at once: 3.4 s and",
+        "33 MiB at 100 k on SQLite (and 19 s before the list stopped reading each account's codes one by one).",
     ]
 
 

@@ -43,6 +43,9 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 5.0
 # Forgotten wrong-password rows are pruned at most this often per store (see Store._forget_guesses).
 GUESS_PRUNE_INTERVAL_SECONDS = 60.0
 ACCOUNTS_PAGE = 500  # accounts read per query when every account is listed
+# The largest OFFSET or LIMIT both databases take (a signed 64-bit integer); a larger one would fail in the
+# driver, not as an answer.
+MAX_OFFSET = 2**63 - 1
 
 metadata = sa.MetaData()
 
@@ -117,6 +120,15 @@ _ACCOUNTS_AFTER = (
     .order_by(accounts.c.username)
     .limit(sa.bindparam("page"))
 )
+# One page by position, for the hub's admin list (``?offset=&limit=``, as JupyterHub's own API pages). The
+# database still steps over ``offset`` index entries, but nothing of them reaches Python.
+_ACCOUNTS_SLICE = (
+    sa.select(accounts, _recovery_codes_left)
+    .order_by(accounts.c.username)
+    .limit(sa.bindparam("page"))
+    .offset(sa.bindparam("skip"))
+)
+_COUNT_ACCOUNTS = sa.select(sa.func.count()).select_from(accounts)
 # Rows are locked in key order: checks that share a source's or a bucket's row never wait on each other in a
 # circle (PostgreSQL would otherwise lock in scan order, which changes as rows come and go, and deadlock).
 _LIVE_GUESSES = (
@@ -488,8 +500,24 @@ class Store:
             yield from batch
             after = batch[-1].username
 
-    def all_accounts(self) -> list[Account]:
-        return list(self.iter_accounts())
+    def accounts_slice(self, offset: int, limit: int) -> list[Account]:
+        """Up to ``limit`` accounts after skipping the first ``offset``, in name order: one page of the hub's
+        admin list, which pages by position as JupyterHub's API does (a client asks for ``offset`` and
+        ``limit``, not for a name to start after). One query; only the page's rows reach Python.
+
+        Numbers outside 0 .. MAX_OFFSET are refused (ValueError) rather than passed on: SQLite reads
+        ``LIMIT -1`` as "no limit", the very list this method exists to avoid, and a database's refusal of the
+        others would look like an unavailable store."""
+        if not (0 <= offset <= MAX_OFFSET and 0 <= limit <= MAX_OFFSET):
+            raise ValueError(f"offset and limit must be between 0 and {MAX_OFFSET}, not {offset} and {limit}")
+        with self._transaction() as conn:
+            rows = conn.execute(_ACCOUNTS_SLICE, {"skip": offset, "page": limit}).mappings()
+            return [Account(**row) for row in rows]
+
+    def count_accounts(self) -> int:
+        """How many accounts the store holds: the ``total`` of a paged list, so a client knows where it ends."""
+        with self._transaction() as conn:
+            return int(conn.execute(_COUNT_ACCOUNTS).scalar_one())
 
     def epoch(self, username: str) -> int:
         """The account's session epoch (0 for a name without a row, as a new row starts)."""

@@ -1,11 +1,15 @@
 """The hub admins' 2FA API and page, with JupyterHub's ``admin:users`` scope (an admin's token, or a service
 with the admin role):
 
-- ``GET /hub/2fa/api/users``: every account's 2FA state;
+- ``GET /hub/2fa/api/users?offset=&limit=``: one page of the accounts' 2FA states, in name order, paged as
+  JupyterHub's own ``GET /hub/api/users`` is (see :meth:`UsersAPIHandler.get`);
 - ``DELETE /hub/2fa/api/users/{name}``: reset (the user links a new device; their hub sessions and the tokens
   they minted end, their servers and the servers' own tokens stay: see :mod:`.sessions`);
 - ``POST /hub/2fa/api/users/{name}/unlock``: clear failed attempts;
-- ``/hub/2fa/admin``: the same as a page, with Reset and Unlock, linked from the hub's nav bar.
+- ``/hub/2fa/admin?offset=&limit=``: the same as a page, :data:`PAGE_DEFAULT_LIMIT` accounts at a time, with
+  Reset and Unlock, linked from the hub's nav bar.
+
+Neither ever reads every account at once: a hub of 100 000 users is listed one page (one query) at a time.
 """
 
 from __future__ import annotations
@@ -14,18 +18,23 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
-from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.apihandlers.base import PAGINATION_MEDIA_TYPE, APIHandler
 from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import Scope, needs_scope
 from tornado import web
 
 from ..core import Account, Enrollment, StoreError
+from ..core.store import MAX_OFFSET
 from ..web.forms import BadInput
 from .handlers import HubHandler
 from .sessions import revoke_hub_sessions
 
 T = TypeVar("T")
+
+# Accounts per admin page when its address names no ``limit`` (never more than the hub's api_page_max_limit).
+PAGE_DEFAULT_LIMIT = 100
 
 
 def account_model(account: Account, lockout_threshold: int) -> dict[str, Any]:
@@ -47,6 +56,31 @@ class AdminHandler(HubHandler):
         it through for the handler to filter, which would have acted on any user."""
         if self.parsed_scopes.get("admin:users") != Scope.ALL:
             raise web.HTTPError(403, "this needs the admin:users scope over every user, not a filtered one")
+
+    def page_argument(self, name: str, minimum: int) -> int | None:
+        """The query argument ``offset`` or ``limit`` as sent, None when absent; a 400 unless it is one whole
+        number from ``minimum`` to MAX_OFFSET, in ASCII digits.
+
+        Stricter than JupyterHub's ``get_api_pagination``, which answers ``-3`` with the page at 3 and ``0`` with
+        a page of one: a client's bug is named instead of answered with a page it did not ask for. Too large a
+        number is refused here, before the database would fail on it."""
+        values = self.get_query_arguments(name, strip=False)
+        if not values:
+            return None
+        if len(values) > 1:
+            raise web.HTTPError(400, f"{name} given more than once")
+        value = values[0]
+        if not (value.isascii() and value.isdigit()):
+            raise web.HTTPError(400, f"{name} must be a whole number of at least {minimum}, written in digits 0-9")
+        if len(value.lstrip("0")) > len(str(MAX_OFFSET)) or int(value) > MAX_OFFSET:
+            raise web.HTTPError(400, f"{name} must be at most {MAX_OFFSET}")
+        if int(value) < minimum:
+            raise web.HTTPError(400, f"{name} must be at least {minimum}")
+        return int(value)
+
+    def page_request(self) -> tuple[int | None, int | None]:
+        """``?offset=`` (from 0) and ``?limit=`` (from 1) as sent, each None when absent; see ``page_argument``."""
+        return self.page_argument("offset", 0), self.page_argument("limit", 1)
 
     async def in_core(self, work: Callable[[Enrollment], T]) -> T:
         """``work(core)`` in the 2FA worker threads; a 503 when the store is down."""
@@ -79,18 +113,45 @@ class AdminAPIHandler(AdminHandler, APIHandler):
             raise web.HTTPError(404, f"{user_name} is not in the 2FA store")
         return account
 
-    def write_json(self, payload: Any, status: int = 200) -> None:
+    def write_json(self, payload: Any, status: int = 200, content_type: str = "application/json") -> None:
         self.set_status(status)
-        self.set_header("Content-Type", "application/json")
+        self.set_header("Content-Type", content_type)
         self.finish(json.dumps(payload))
 
 
 class UsersAPIHandler(AdminAPIHandler):
     @needs_scope("admin:users")
     async def get(self) -> None:
+        """One page of the accounts, in name order, paged as JupyterHub's ``GET /hub/api/users`` is.
+
+        ``?offset=`` (default 0) and ``?limit=`` (default: the hub's ``api_page_default_limit`` with the
+        pagination media type, its ``api_page_max_limit`` without; lowered to ``api_page_max_limit``) come from
+        JupyterHub's own ``get_api_pagination``, after ``page_request`` refused what it would bend. A client
+        that accepts ``application/jupyterhub-pagination+json`` gets JupyterHub's envelope (``items`` and
+        ``_pagination``: offset, limit, total, next) with that media type; any other gets the plain JSON array
+        it always got, now the first page only, as JupyterHub's own list does (and, like it, logs a warning
+        when that first page is full: such a client may be missing accounts).
+        """
         self.require_every_user()
-        accounts = await self.in_core(lambda core: core.store.all_accounts())
-        self.write_json([self.model(account) for account in accounts])
+        _, asked_limit = self.page_request()
+        offset, limit = (int(number) for number in self.get_api_pagination())
+        self.add_header("Vary", "Accept")
+        if not self.accepts_pagination:
+            page = await self.in_core(lambda core: core.store.accounts_slice(offset, limit))
+            if asked_limit is None and offset == 0 and len(page) == limit:
+                self.log.warning(
+                    "2FA account list without pagination: answered with the first %d accounts, there may be "
+                    "more; ask with Accept: %s and offset/limit for the others",
+                    limit,
+                    PAGINATION_MEDIA_TYPE,
+                )
+            self.write_json([self.model(account) for account in page])
+            return
+        page, total = await self.in_core(
+            lambda core: (core.store.accounts_slice(offset, limit), core.store.count_accounts())
+        )
+        envelope = self.paginated_model([self.model(account) for account in page], offset, limit, total)
+        self.write_json(envelope, content_type=PAGINATION_MEDIA_TYPE)
 
 
 class UserAPIHandler(AdminAPIHandler):
@@ -115,18 +176,20 @@ class UnlockAPIHandler(AdminAPIHandler):
 
 
 class AdminPageHandler(AdminHandler, BaseHandler):
-    """``/hub/2fa/admin``: every account's state, with Reset and Unlock."""
+    """``/hub/2fa/admin?offset=&limit=``: a page of the accounts' states, with Reset and Unlock, and links to
+    the pages before and after. A Reset or Unlock posts to the same address, so the same page comes back."""
 
     @web.authenticated
     @needs_scope("admin:users")
     async def get(self) -> None:
         self.require_every_user()
-        await self._render()
+        await self._render(*self.window())
 
     @web.authenticated
     @needs_scope("admin:users")
     async def post(self) -> None:
         self.require_every_user()
+        offset, limit = self.window()  # a bad address is refused before anything is changed
         try:
             action, name = self.form_field("action"), self.form_field("name")
         except BadInput as err:
@@ -137,18 +200,39 @@ class AdminPageHandler(AdminHandler, BaseHandler):
             message = f"Unlocked {name}."
         else:
             raise web.HTTPError(400, "unknown action or user")
-        await self._render(message)
+        await self._render(offset, limit, message)
 
-    async def _render(self, message: str = "") -> None:
+    def window(self) -> tuple[int, int]:
+        """The page asked for: ``offset`` (default 0) and ``limit`` (default PAGE_DEFAULT_LIMIT), both no more
+        than the hub's ``api_page_max_limit``, the most one request of its own API lists."""
+        offset, limit = self.page_request()
+        most = int(self.settings["api_page_max_limit"])
+        return offset or 0, min(limit or PAGE_DEFAULT_LIMIT, max(most, 1))
+
+    def page_url(self, offset: int, limit: int) -> str:
+        return f"{self.hub.base_url}2fa/admin?{urlencode({'offset': offset, 'limit': limit})}"
+
+    async def _render(self, offset: int, limit: int, message: str = "") -> None:
+        page, total = await self.in_core(
+            lambda core: (core.store.accounts_slice(offset, limit), core.store.count_accounts())
+        )
         accounts = []
-        for account in await self.in_core(lambda core: core.store.all_accounts()):
+        for account in page:
             model = self.model(account)
             activated = account.activated_at
             model["activated"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime(activated)) if activated else ""
             accounts.append(model)
+        # Previous: the ``limit`` accounts before this page (before the end, for an offset past it).
+        previous = self.page_url(max(0, min(offset, total) - limit), limit) if offset > 0 else None
         await self.render_page(
             "hub_2fa_admin.html",
             accounts=accounts,
+            first=offset + 1,
+            last=offset + len(accounts),
+            total=total,
+            this_page=self.page_url(offset, limit),
+            previous_page=previous,
+            next_page=self.page_url(offset + limit, limit) if offset + limit < total else None,
             policy=self.host.enrollment_policy,
             message=message,
             xsrf=self.xsrf_token.decode("ascii"),

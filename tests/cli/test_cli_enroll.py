@@ -133,7 +133,7 @@ def test_enroll_without_user_links_the_os_user(cli: CLI) -> None:
     assert status.field("user") == me
     assert status.field("second factor").startswith("linked")
     with core() as enrollment:
-        assert [account.username for account in enrollment.store.all_accounts()] == [me]
+        assert [account.username for account in enrollment.store.iter_accounts()] == [me]
 
 
 def test_the_secret_never_reaches_stderr_logs_or_the_audit_log(cli: CLI, tmp_path: Path) -> None:

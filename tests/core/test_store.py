@@ -451,14 +451,57 @@ def test_every_account_is_listed_once_in_name_order_a_page_at_a_time(harness: Ha
     assert [a.username for a in harness.store.accounts_page("ada", 2)] == listed[listed.index("ada") + 1 :][:2]
 
 
+@pytest.mark.parametrize(
+    ("offset", "limit", "expected"),
+    [
+        pytest.param(0, 3, slice(0, 3), id="first-page"),
+        pytest.param(3, 3, slice(3, 6), id="second-page"),
+        pytest.param(6, 3, slice(6, 7), id="last-page-short"),
+        pytest.param(7, 3, slice(7, 7), id="just-past-the-end"),
+        pytest.param(2**63 - 1, 3, slice(7, 7), id="largest-offset"),
+        pytest.param(0, 2**63 - 1, slice(0, 7), id="largest-limit"),
+        pytest.param(2, 0, slice(2, 2), id="limit-0"),
+    ],
+)
+def test_a_slice_of_the_accounts_by_position(harness: Harness, offset: int, limit: int, expected: slice) -> None:
+    """What one page of the hub's admin list reads (``?offset=&limit=``): the accounts at those positions in
+    name order, the same order ``iter_accounts`` lists, on SQLite and PostgreSQL alike; and the total."""
+    assert harness.store.count_accounts() == 0
+    assert harness.store.accounts_slice(0, 3) == []
+    names = ["ada", "Ada", "ada2", "adam", "bob", "zoë", "émile"]
+    for name in names:
+        harness.store.ensure_account(name)
+    harness.enroll("bob")
+    in_order = list(harness.store.iter_accounts())
+    page = harness.store.accounts_slice(offset, limit)
+    assert page == in_order[expected]  # whole Account rows: the recovery-code count comes with each one
+    assert harness.store.count_accounts() == len(names)
+
+
+@pytest.mark.parametrize(
+    ("offset", "limit"),
+    [
+        pytest.param(-1, 3, id="negative-offset"),
+        pytest.param(0, -1, id="negative-limit"),  # SQLite would read LIMIT -1 as every account
+        pytest.param(2**63, 3, id="offset-past-64-bit"),
+        pytest.param(0, 2**63, id="limit-past-64-bit"),
+    ],
+)
+def test_a_slice_out_of_range_is_refused_before_the_database(harness: Harness, offset: int, limit: int) -> None:
+    harness.store.ensure_account("ada")
+    with pytest.raises(ValueError, match="between 0 and"):
+        harness.store.accounts_slice(offset, limit)
+    assert [a.username for a in harness.store.accounts_slice(0, 1)] == ["ada"]  # the store is still usable
+
+
 def test_reading_accounts(harness: Harness) -> None:
     assert harness.store.get(USER) is None
-    assert harness.store.all_accounts() == []
+    assert list(harness.store.iter_accounts()) == []
     assert harness.store.epochs() == {}
     assert harness.store.schema_version() == SCHEMA_VERSION
     harness.enroll("ada")
     harness.enrollment.begin("grace", T0)
-    accounts = {a.username: a for a in harness.store.all_accounts()}
+    accounts = {a.username: a for a in harness.store.iter_accounts()}
     assert sorted(accounts) == ["ada", "grace"]
     ada, grace = accounts["ada"], accounts["grace"]
     assert ada.enrolled and not grace.enrolled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from typing import Any
@@ -10,7 +11,9 @@ import pyotp
 import pytest
 import requests
 
-from helpers.hub import Hub, HubBrowser, HubFactory
+from jupyter_2fa.core import Keyring, Store
+
+from helpers.hub import Hub, HubBrowser, HubFactory, hub_store_url
 
 PASSWORD = "a shared password for the hub tests"
 CONFIG = f"""
@@ -88,3 +91,184 @@ def test_an_admin_of_some_users_cannot_use_the_page(hub: Hub) -> None:
     assert browser.post("/hub/2fa/admin", {"action": "reset", "name": "grace"}).status_code == 403
     status = requests.get(f"{hub.url}/hub/2fa/api/status", auth=("grace", PASSWORD), timeout=30)
     assert status.json()["enrolled"] is True
+
+
+# -- one page of accounts at a time (?offset=&limit=) ----------------------------------------------------------------
+
+STORED_ONLY = ["amy", "cat", "dan", "eve", "gus"]  # accounts with no device, written straight into the store
+
+
+@pytest.fixture(scope="module")
+def paged_hub(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A hub whose store holds exactly 7 accounts: amy boss cat dan eve gus lead (boss and lead log in)."""
+    factory = HubFactory(lambda: tmp_path_factory.mktemp("paged-hub"))
+    try:
+        started = factory(CONFIG)
+        store = Store(hub_store_url(started), Keyring.from_file(started.directory / "jupyter_2fa.key"))
+        try:
+            for name in STORED_ONLY:
+                store.ensure_account(name)
+        finally:
+            store.close()
+        yield started
+    finally:
+        factory.close()
+
+
+@pytest.fixture(scope="module")
+def paged_devices(paged_hub: Hub) -> dict[str, pyotp.TOTP]:
+    """boss and lead link their devices (and so have accounts) before any page is looked at."""
+    return {name: enroll(paged_hub, name) for name in ("boss", "lead")}
+
+
+@pytest.fixture(scope="module")
+def paged_admin(paged_hub: Hub, paged_devices: dict[str, pyotp.TOTP]) -> HubBrowser:
+    return logged_in(paged_hub, "boss", paged_devices["boss"])
+
+
+@pytest.fixture(scope="module")
+def paged_lead(paged_hub: Hub, paged_devices: dict[str, pyotp.TOTP]) -> HubBrowser:
+    return logged_in(paged_hub, "lead", paged_devices["lead"])
+
+
+def shown(page: requests.Response) -> dict[str, Any]:
+    """What one admin page shows: the range line, the accounts' names, the Previous/Next links, the forms' action
+    (attribute values unescaped, as a browser reads them)."""
+    range_line = re.search(r'<p id="accounts_range">(.*?)</p>', page.text, re.DOTALL)
+    assert range_line is not None, page.text[-2000:]
+
+    def link(rel: str) -> str | None:
+        found = re.search(rf'<a class="page-link" rel="{rel}" href="([^"]+)">', page.text)
+        return html.unescape(found.group(1)) if found else None
+
+    return {
+        "range": html.unescape(" ".join(range_line.group(1).split())),
+        "names": re.findall(r"<tr>\s*<td>([^<]+)</td>", page.text),
+        "previous": link("prev"),
+        "next": link("next"),
+        "actions": {html.unescape(action) for action in re.findall(r'<form method="post" action="([^"]+)"', page.text)},
+    }
+
+
+PAGES = [
+    # query, range line, names, Previous, Next, the forms' action
+    pytest.param(
+        "?limit=3",
+        "Accounts 1\N{EN DASH}3 of 7.",
+        ["amy", "boss", "cat"],
+        None,
+        "/hub/2fa/admin?offset=3&limit=3",
+        "/hub/2fa/admin?offset=0&limit=3",
+        id="first-page",
+    ),
+    pytest.param(
+        "?offset=3&limit=3",
+        "Accounts 4\N{EN DASH}6 of 7.",
+        ["dan", "eve", "gus"],
+        "/hub/2fa/admin?offset=0&limit=3",
+        "/hub/2fa/admin?offset=6&limit=3",
+        "/hub/2fa/admin?offset=3&limit=3",
+        id="second-page",
+    ),
+    pytest.param(
+        "?offset=6&limit=3",
+        "Account 7 of 7.",
+        ["lead"],
+        "/hub/2fa/admin?offset=3&limit=3",
+        None,
+        "/hub/2fa/admin?offset=6&limit=3",
+        id="last-page",
+    ),
+    pytest.param(
+        "?offset=9&limit=3",
+        "No accounts on this page: there are 7.",
+        [],
+        "/hub/2fa/admin?offset=4&limit=3",
+        None,
+        "/hub/2fa/admin?offset=9&limit=3",
+        id="past-the-end-links-back-to-the-last-accounts",
+    ),
+    pytest.param(
+        "?offset=1&limit=3",
+        "Accounts 2\N{EN DASH}4 of 7.",
+        ["boss", "cat", "dan"],
+        "/hub/2fa/admin?offset=0&limit=3",
+        "/hub/2fa/admin?offset=4&limit=3",
+        "/hub/2fa/admin?offset=1&limit=3",
+        id="unaligned-offset",
+    ),
+    pytest.param(
+        "",
+        "Accounts 1\N{EN DASH}7 of 7.",
+        ["amy", "boss", "cat", "dan", "eve", "gus", "lead"],
+        None,
+        None,
+        "/hub/2fa/admin?offset=0&limit=100",
+        id="default-100-a-page",
+    ),
+]
+
+
+@pytest.mark.parametrize(("query", "range_line", "listed", "previous", "following", "this_page"), PAGES)
+def test_the_page_shows_one_page_of_accounts_with_previous_and_next(
+    paged_hub: Hub,
+    paged_admin: HubBrowser,
+    query: str,
+    range_line: str,
+    listed: list[str],
+    previous: str | None,
+    following: str | None,
+    this_page: str,
+) -> None:
+    page = paged_admin.get(f"/hub/2fa/admin{query}")
+    assert page.status_code == 200, page.text
+    seen = shown(page)
+    assert (seen["range"], seen["names"], seen["previous"], seen["next"]) == (range_line, listed, previous, following)
+    if previous or following:
+        assert '<nav aria-label="Pages of accounts">' in page.text
+    else:
+        assert "Pages of accounts" not in page.text
+    assert '<html lang="' in page.text
+    # Every Reset and Unlock posts back to this page, with its offset and limit spelt out.
+    assert seen["actions"] == ({this_page} if listed else set())
+
+
+def test_an_action_on_a_later_page_shows_that_page_again(paged_hub: Hub, paged_admin: HubBrowser) -> None:
+    page = paged_admin.get("/hub/2fa/admin?offset=3&limit=3")
+    (action,) = shown(page)["actions"]
+    assert action == "/hub/2fa/admin?offset=3&limit=3"
+    unlocked = paged_admin.post(action, {"action": "unlock", "name": "eve"})
+    assert unlocked.status_code == 200, unlocked.text
+    assert "Unlocked eve." in unlocked.text
+    seen = shown(unlocked)
+    assert seen["range"] == "Accounts 4\N{EN DASH}6 of 7."
+    assert (seen["names"], seen["actions"]) == (["dan", "eve", "gus"], {action})
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param("?offset=-1", id="negative-offset"),
+        pytest.param("?limit=0", id="limit-0"),
+        pytest.param("?limit=abc", id="limit-not-a-number"),
+        pytest.param("?offset=%EF%BC%91", id="offset-full-width-digit"),
+        pytest.param("?offset=9223372036854775808", id="offset-past-64-bit"),
+        pytest.param("?offset=1&offset=2", id="offset-twice"),
+    ],
+)
+def test_a_bad_page_address_is_a_400_and_changes_nothing(paged_hub: Hub, paged_admin: HubBrowser, query: str) -> None:
+    assert paged_admin.get(f"/hub/2fa/admin{query}").status_code == 400
+    refused = paged_admin.post(f"/hub/2fa/admin{query}", {"action": "reset", "name": "boss"})
+    assert refused.status_code == 400
+    status = requests.get(f"{paged_hub.url}/hub/2fa/api/status", auth=("boss", PASSWORD), timeout=30)
+    assert status.json()["enrolled"] is True
+    assert "Traceback" not in paged_hub.log_text()
+
+
+@pytest.mark.parametrize("query", ["?offset=3&limit=3", "?offset=-1"], ids=["a-page", "a-bad-page"])
+def test_an_admin_of_some_users_cannot_page_through_everyone(
+    paged_hub: Hub, paged_lead: HubBrowser, query: str
+) -> None:
+    assert paged_lead.get(f"/hub/2fa/admin{query}").status_code == 403
+    refused = paged_lead.post(f"/hub/2fa/admin{query}", {"action": "unlock", "name": "amy"})
+    assert refused.status_code == 403

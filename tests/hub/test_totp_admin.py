@@ -5,15 +5,18 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from types import SimpleNamespace
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 from jupyterhub.scopes import Scope
 from tornado import web
 
+from jupyter_2fa.core import Keyring, Store
 from jupyter_2fa.hub.admin import AdminHandler
 
-from helpers.hub import Hub, enrolled_device, hub_cli, login_error, module_hub, twofa_api
+from helpers.hub import Hub, enrolled_device, hub_cli, hub_store_url, login_error, module_hub, twofa_api
 from helpers.totp import totp_step
 
 PASSWORD = "correct horse battery staple"
@@ -191,3 +194,186 @@ def test_a_filtered_scope_is_not_every_user(scopes: dict[str, object], allowed: 
         with pytest.raises(web.HTTPError) as refused:
             AdminHandler.require_every_user(handler)  # type: ignore[arg-type]
         assert refused.value.status_code == 403
+
+
+# -- the list a page at a time (?offset=&limit=, as JupyterHub's GET /hub/api/users) ---------------------------------
+
+PAGINATION = "application/jupyterhub-pagination+json"  # JupyterHub's media type for its envelope
+PAGED_NAMES = ["amy", "ben", "cat", "dan", "eve", "fay", "gus"]
+PAGED_CONFIG = (
+    CONFIG
+    + """
+c.JupyterHub.api_page_default_limit = 2
+c.JupyterHub.api_page_max_limit = 5
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def paged_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """A hub whose store holds exactly the 7 accounts of PAGED_NAMES, with small page settings of its own."""
+    with module_hub(tmp_path_factory, PAGED_CONFIG) as started:
+        store = Store(hub_store_url(started), Keyring.from_file(started.directory / "jupyter_2fa.key"))
+        try:
+            for name in PAGED_NAMES:
+                store.ensure_account(name)
+        finally:
+            store.close()
+        yield started
+
+
+def listing(hub: Hub, query: str, paginated: bool = True, token: str | None = None) -> requests.Response:
+    """``GET /hub/2fa/api/users?<query>`` (sent as written), accepting JupyterHub's envelope when ``paginated``."""
+    headers = {"Authorization": f"token {hub.admin_token if token is None else token}"}
+    if paginated:
+        headers["Accept"] = PAGINATION
+    return requests.get(f"{hub.url}/hub/2fa/api/users?{query}", headers=headers, timeout=30, allow_redirects=False)
+
+
+def names(items: list[dict[str, Any]]) -> list[str]:
+    return [item["name"] for item in items]
+
+
+@pytest.mark.parametrize(
+    ("query", "offset", "limit", "listed", "next_offset"),
+    [
+        pytest.param("offset=0&limit=3", 0, 3, ["amy", "ben", "cat"], 3, id="first-page"),
+        pytest.param("offset=3&limit=3", 3, 3, ["dan", "eve", "fay"], 6, id="second-page"),
+        pytest.param("offset=6&limit=3", 6, 3, ["gus"], None, id="last-page"),
+        pytest.param("offset=7&limit=3", 7, 3, [], None, id="past-the-end"),
+        pytest.param("limit=3", 0, 3, ["amy", "ben", "cat"], 3, id="offset-defaults-to-0"),
+        pytest.param("", 0, 2, ["amy", "ben"], 2, id="limit-defaults-to-api_page_default_limit"),
+        pytest.param("limit=100", 0, 5, PAGED_NAMES[:5], 5, id="limit-lowered-to-api_page_max_limit"),
+        pytest.param("offset=4&limit=5", 4, 5, ["eve", "fay", "gus"], None, id="largest-page-to-the-end"),
+    ],
+)
+def test_the_list_pages_like_jupyterhubs_own(
+    paged_hub: Hub, query: str, offset: int, limit: int, listed: list[str], next_offset: int | None
+) -> None:
+    response = listing(paged_hub, query)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == PAGINATION
+    envelope = response.json()
+    assert set(envelope) == {"items", "_pagination"}
+    assert names(envelope["items"]) == listed
+    pagination = envelope["_pagination"]
+    assert set(pagination) == {"offset", "limit", "total", "next"}
+    assert (pagination["offset"], pagination["limit"], pagination["total"]) == (offset, limit, len(PAGED_NAMES))
+    if next_offset is None:
+        assert pagination["next"] is None
+        return
+    following = pagination["next"]
+    assert set(following) == {"offset", "limit", "url"}
+    assert (following["offset"], following["limit"]) == (next_offset, limit)
+    url = urlsplit(following["url"])
+    assert url.path == "/hub/2fa/api/users"
+    assert parse_qs(url.query) == {"offset": [str(next_offset)], "limit": [str(limit)]}
+    then = requests.get(
+        following["url"], headers={"Authorization": f"token {paged_hub.admin_token}", "Accept": PAGINATION}, timeout=30
+    )
+    assert then.status_code == 200 and then.json()["_pagination"]["offset"] == next_offset
+
+
+def test_following_next_walks_every_account_once(paged_hub: Hub) -> None:
+    seen, url, pages = [], f"{paged_hub.url}/hub/2fa/api/users?limit=3", 0
+    headers = {"Authorization": f"token {paged_hub.admin_token}", "Accept": PAGINATION}
+    while url:
+        page = requests.get(url, headers=headers, timeout=30).json()
+        seen += names(page["items"])
+        pages += 1
+        url = (page["_pagination"]["next"] or {}).get("url")
+    assert (seen, pages) == (PAGED_NAMES, 3)
+
+
+def test_the_envelope_has_the_keys_of_jupyterhubs_own(paged_hub: Hub) -> None:
+    """Compared with JupyterHub's own ``GET /hub/api/users`` on the same hub, so a client reads both alike."""
+    paged_hub.api("POST", "users", json={"usernames": ["amy", "ben"]})  # 201, or 409 when they exist already
+    theirs = paged_hub.api("GET", "users?offset=0&limit=1", headers={"Accept": PAGINATION}).json()
+    ours = listing(paged_hub, "offset=0&limit=1").json()
+    assert set(ours) == set(theirs)
+    assert set(ours["_pagination"]) == set(theirs["_pagination"])
+    assert set(ours["_pagination"]["next"]) == set(theirs["_pagination"]["next"])
+    assert {k: v for k, v in ours["_pagination"]["next"].items() if k != "url"} == {"offset": 1, "limit": 1}
+
+
+@pytest.mark.parametrize(
+    ("query", "listed", "warned"),
+    [
+        pytest.param("", PAGED_NAMES[:5], True, id="first-page-of-api_page_max_limit"),
+        pytest.param("limit=3", ["amy", "ben", "cat"], False, id="limit"),  # a client that pages itself
+        pytest.param("offset=3&limit=3", ["dan", "eve", "fay"], False, id="offset-and-limit"),
+        pytest.param("offset=6&limit=100", ["gus"], False, id="last-page"),
+        pytest.param("offset=70", [], False, id="past-the-end"),
+    ],
+)
+def test_without_the_pagination_media_type_the_page_is_a_plain_array(
+    paged_hub: Hub, query: str, listed: list[str], warned: bool
+) -> None:
+    """What clients written before paging expect (a JSON array), holding one page: without ``limit`` the first
+    ``api_page_max_limit`` accounts, as JupyterHub's own list answers a client that does not ask for pages. A
+    full first page without a limit is logged as a warning: such a client may be missing accounts."""
+    warning = "2FA account list without pagination: answered with the first"
+    before = paged_hub.log_text().count(warning)
+    response = listing(paged_hub, query, paginated=False)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    assert isinstance(response.json(), list)
+    assert names(response.json()) == listed
+    assert paged_hub.log_text().count(warning) == before + warned
+
+
+BAD_PAGE_QUERIES = [
+    pytest.param("offset=-1", id="negative-offset"),
+    pytest.param("limit=-3", id="negative-limit"),
+    pytest.param("limit=0", id="limit-0"),
+    pytest.param("offset=abc", id="offset-not-a-number"),
+    pytest.param("limit=1.5", id="limit-fraction"),
+    pytest.param("limit=1e3", id="limit-exponent"),
+    pytest.param("offset=0x10", id="offset-hex"),
+    pytest.param("offset=", id="offset-empty"),
+    pytest.param("limit=%203", id="limit-space"),
+    pytest.param("limit=%2B3", id="limit-plus-sign"),
+    pytest.param("offset=1%00", id="offset-nul"),
+    pytest.param("offset=%EF%BC%91", id="offset-full-width-digit"),
+    pytest.param("offset=%D9%A3", id="offset-arabic-indic-digit"),
+    pytest.param("offset=%FF", id="offset-not-utf8"),
+    pytest.param("offset=9223372036854775808", id="offset-past-64-bit"),
+    pytest.param("limit=9223372036854775808", id="limit-past-64-bit"),
+    pytest.param("offset=" + "9" * 5000, id="offset-5000-digits"),
+    pytest.param("offset=1&offset=2", id="offset-twice"),
+]
+
+
+@pytest.mark.parametrize("paginated", [True, False], ids=["envelope", "plain"])
+@pytest.mark.parametrize("query", BAD_PAGE_QUERIES)
+def test_a_bad_offset_or_limit_is_a_clear_400(paged_hub: Hub, query: str, paginated: bool) -> None:
+    before = paged_hub.log_text().count("Traceback")
+    response = listing(paged_hub, query, paginated=paginated)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["status"] == 400
+    assert query.split("=")[0] in error["message"]  # the message names the argument to fix
+    assert paged_hub.log_text().count("Traceback") == before
+
+
+@pytest.mark.parametrize(
+    ("token", "query"),
+    [
+        pytest.param(GROUP_ADMIN_TOKEN, "offset=0&limit=3", id="admin-of-a-group"),
+        pytest.param(GROUP_ADMIN_TOKEN, "offset=-1", id="admin-of-a-group-bad-offset"),
+        pytest.param("user", "limit=3", id="not-an-admin"),
+        pytest.param("", "limit=3", id="no-token"),
+    ],
+)
+@pytest.mark.parametrize("paginated", [True, False], ids=["envelope", "plain"])
+def test_a_page_of_the_list_still_needs_admin_users_over_everyone(
+    paged_hub: Hub, token: str, query: str, paginated: bool
+) -> None:
+    """A scope filtered to a group is refused before the page is read or its arguments judged."""
+    sent = paged_hub.user_token if token == "user" else token
+    headers = {"Authorization": f"token {sent}"} if sent else {}
+    if paginated:
+        headers["Accept"] = PAGINATION
+    response = requests.get(f"{paged_hub.url}/hub/2fa/api/users?{query}", headers=headers, timeout=30)
+    assert response.status_code == 403, response.text
+    assert "amy" not in response.text
