@@ -409,6 +409,34 @@ def test_external_sqlite_writer_lock_does_not_break_reads(tmp_path: Path) -> Non
         store.close()
 
 
+def test_threads_of_one_process_take_turns_on_sqlite(tmp_path: Path) -> None:
+    """The store's own threads queue on a lock for SQLite's one writer (woken when it is free) rather than in
+    SQLite's busy handler, which polls and let a few checks of a 200/s load wait seconds: a second transaction
+    starts only once the first has ended, and one that waits longer than the URL's ``timeout`` fails closed."""
+    store = Store(f"sqlite:///{tmp_path / '2fa' / 'store.sqlite'}?timeout=0.2", new_keyring())
+    try:
+        order: list[str] = []
+        second = threading.Thread(target=lambda: order.append(f"read {store.epoch(USER)}"))
+        with store._transaction():
+            second.start()
+            second.join(0.1)
+            order.append("first ends")
+            assert second.is_alive()  # waiting its turn, not reading around the first
+        second.join()
+        assert order == ["first ends", "read 0"]
+
+        def too_late() -> None:
+            with pytest.raises(StoreUnavailable, match=r"busy for 0\.2 s"):
+                store.epoch(USER)
+
+        with store._transaction():
+            waiter = threading.Thread(target=too_late)
+            waiter.start()
+            waiter.join()
+    finally:
+        store.close()
+
+
 # -- opening and reading ---------------------------------------------------------------------------------------------
 
 
