@@ -17,6 +17,8 @@ JSON it came from).
   pyinstrument.
 - **scale** (:mod:`benchmarks.scale`): a login check, the status read and the account lists at 1, 10 k and
   100 k accounts, on SQLite and PostgreSQL.
+- **audit writers** (:mod:`benchmarks.audit_rate`): 200 login checks a second through real hosts with the
+  JSONL audit file and jupyter_events, and the event loop's lag beside the application log alone.
 - **hub under a login burst** (:mod:`benchmarks.hub_burst`): two real hubs behind configurable-http-proxy,
   the plain inner authenticator and TOTPAuthenticator over it; 300 users log in within 60 s while a probe times
   ``GET /hub/health``; then a flood of recovery-shaped guesses.
@@ -56,6 +58,7 @@ from jupyter_2fa.core import Enrollment, Keyring, Settings, Store, ThrottlePolic
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the test helpers start PostgreSQL, hubs and servers the same way
 
+from .audit_rate import audit_rate, audit_rate_markdown  # noqa: E402
 from .gate_requests import gate_requests, gate_requests_markdown  # noqa: E402
 from .hub_burst import hub_burst  # noqa: E402
 from .profile_check import profile_check, profile_markdown  # noqa: E402
@@ -254,6 +257,7 @@ def markdown(data: dict[str, Any]) -> str:
     lines += profile_markdown(data["profile"], postgres_ratio["ratio_to_commit"])
     lines += scale_markdown(data["scale"])
     lines += gate_requests_markdown(data["gate_requests"])
+    lines += audit_rate_markdown(data["audit_rate"])
     lines += hub_burst_markdown(data["hub_burst"])
     boot = data["startup"]
     lines += [
@@ -371,6 +375,7 @@ def main() -> None:
         if not args.postgres_url:  # the scale run grows its store: only in a database of its own
             scales.append(scale(stack.enter_context(durable_postgres()), SCALE_SIZES, args.rounds // 2))
     per_request = gate_requests(args.rounds * 2)
+    audit = audit_rate()
     burst = hub_burst(args.hub_users, args.hub_window)
     data = {
         "machine": machine(),
@@ -378,6 +383,7 @@ def main() -> None:
         "profile": profile,
         "scale": scales,
         "gate_requests": per_request,
+        "audit_rate": audit,
         "hub_burst": burst,
         "startup": startup(max(5, args.rounds // 20)),
     }
