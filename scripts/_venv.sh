@@ -2,16 +2,17 @@
 # Sourced by scripts/test and scripts/lab: one place that knows how to make the project's virtualenv.
 #
 #   source scripts/_venv.sh
-#   ensure_venv [EXTRAS]     # EXTRAS defaults to "test,postgres", e.g. ensure_venv "test,postgres,hub"
+#   ensure_venv [EXTRAS]     # EXTRAS defaults to "test,postgres"; scripts/lab asks for "lab" only
 #
 # ensure_venv creates .venv with `python3 -m venv` if it is missing, installs the project into it in
 # editable mode with EXTRAS, and puts .venv/bin first on PATH (so tests and demos that start
 # `jupyter-2fa`, `jupyter` or `python` as subprocesses get the project's copies). The install is skipped
 # when a stamp file for the same EXTRAS is newer than pyproject.toml, so a second run costs nothing.
 #
-# It also installs the Node tools of package.json (configurable-http-proxy, the proxy the JupyterHub tests in
-# tests/hub start) into node_modules with `npm ci`, exactly as package-lock.json pins them, and puts
-# node_modules/.bin on PATH. That runs when the proxy is missing or package-lock.json is newer than its stamp.
+# ensure_node_tools (scripts/test) installs the Node tools of package.json (configurable-http-proxy, the proxy
+# the JupyterHub tests in tests/hub start) into node_modules with `npm ci`, exactly as package-lock.json pins
+# them; ensure_venv puts node_modules/.bin on PATH. It runs when the proxy is missing or package-lock.json is
+# newer than its stamp.
 # Without npm it only warns (`./scripts/lab` needs no Node; the hub tests then skip, or fail under CI=true;
 # .ci/run installs Debian's nodejs and npm).
 #
@@ -42,7 +43,6 @@ ensure_venv() {
             "${python}" -m pip install --quiet --editable "${JUPYTER_2FA_ROOT}[${extras}]"
         touch "${stamp}"
     fi
-    ensure_node_tools
 
     export VIRTUAL_ENV="${JUPYTER_2FA_VENV}"
     case ":${PATH}:" in
