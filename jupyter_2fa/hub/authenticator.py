@@ -15,6 +15,7 @@ they minted (a running server's own token stays): see :mod:`.sessions`.
 from __future__ import annotations
 
 import base64
+import html
 import os
 import time
 from functools import cache
@@ -38,6 +39,8 @@ from . import admin, handlers
 from .sessions import HubSessions
 
 CRYPT_KEY_INFO = b"jupyter-2fa TOTP secrets"
+# Our overrides of JupyterHub's templates, each extending the stock one ("templates/NAME"): page.html adds the nav
+# bar's "2FA" link for admins, login.html the link to the enrollment page.
 NAV_TEMPLATES = str(Path(__file__).parent / "nav")
 # As JupyterHub's auth_refresh_age: its "refreshed less than this long ago" test never holds, so refresh_user
 # (the session check) runs on every request.
@@ -176,7 +179,7 @@ class TOTPAuthenticator(Host, Authenticator):
         parent = kwargs.get("parent")
         template_paths = getattr(parent, "template_paths", None)
         if isinstance(template_paths, list) and NAV_TEMPLATES not in template_paths:
-            template_paths.insert(0, NAV_TEMPLATES)  # the nav bar's "2FA" link for admins
+            template_paths.insert(0, NAV_TEMPLATES)  # the admins' "2FA" link, the login page's enrollment link
         # JupyterHub calls its jupyter_events logger `eventlog` (jupyter_server: `event_logger`).
         event_logger = getattr(parent, "eventlog", None) or getattr(parent, "event_logger", None)
         if event_logger is not None:
@@ -267,7 +270,7 @@ class TOTPAuthenticator(Host, Authenticator):
             self._inner_refreshed[check.name] = time.monotonic()
             return check.result
         if verdict.outcome is Outcome.NOT_ENROLLED:
-            raise web.HTTPError(403, self.enroll_hint(handler))
+            raise self.not_enrolled(handler)
         if verdict.outcome is Outcome.INVALID:
             return None  # the stock "Invalid username or password", whichever factor was wrong
         raise self.refuse(verdict)
@@ -323,11 +326,20 @@ class TOTPAuthenticator(Host, Authenticator):
         except KeyError:
             return typed
 
-    def enroll_hint(self, handler: BaseHandler) -> str:
+    def not_enrolled(self, handler: BaseHandler) -> web.HTTPError:
+        """The login form's answer to the right password of an account with no device: where to link one, as
+        text (logs, API clients) and, for the page, with the enrollment page as a link (JupyterHub's
+        ``jupyterhub_html_message``; ``HubLoginHandler`` shows it in the form)."""
+        lead = "No authenticator device is linked to this account yet."
         if self.enrollment_policy == "cli-only":
-            return f"No authenticator device is linked to this account yet. {self.help_text}"
+            error = web.HTTPError(403, f"{lead} {self.help_text}")
+            error.jupyterhub_html_message = html.escape(error.log_message or "")  # type: ignore[attr-defined]
+            return error
         url = f"{handler.hub.base_url}2fa/enroll"
-        return f"No authenticator device is linked to this account yet. Link one at {url}, then log in with its code."
+        error = web.HTTPError(403, f"{lead} Link one at {url}, then log in with its code.")
+        link = f'<a href="{html.escape(url)}">Link one</a>'
+        error.jupyterhub_html_message = f"{lead} {link}, then log in with its code."  # type: ignore[attr-defined]
+        return error
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
         # JupyterHub's stock /login asks for the code (request_otp); an inner class's own login page would not.

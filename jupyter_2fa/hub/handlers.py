@@ -160,11 +160,27 @@ class HubTokensAPIHandler(UserTokenListAPIHandler):
 
 
 class HubLoginHandler(LoginHandler):
-    """JupyterHub's login page (which asks for the code, see ``request_otp``), answering a form field that is
-    not UTF-8 like a wrong one: the stock page's error view reads the field again and fails with a traceback."""
+    """JupyterHub's login page (which asks for the code, see ``request_otp``; ``nav/login.html`` adds the link to
+    the enrollment page), answering a form field that is not UTF-8 like a wrong one: the stock page's error view
+    reads the field again and fails with a traceback."""
 
     def decode_argument(self, value: bytes, name: str | None = None) -> str:
         return value.decode("utf-8", "replace")
+
+    def render_template(self, name: str, *args: Any, **ns: Any) -> Any:
+        """A refusal with an HTML message (``jupyterhub_html_message``: the "no device yet" link) keeps its link
+        in the login form, which shows the error's text otherwise (JupyterHub's ``render_template`` puts
+        ``message`` in the form's ``login_error``, escaped)."""
+        if name == "error.html" and ns.get("message_html"):
+            ns["message"] = SafeHtml(str(ns["message_html"]))
+        return super().render_template(name, *args, **ns)
+
+
+class SafeHtml(str):
+    """Markup already escaped where needed: Jinja's autoescape leaves an object with ``__html__`` as it is."""
+
+    def __html__(self) -> str:
+        return str(self)
 
 
 def handlers() -> list[tuple[str, type[web.RequestHandler]]]:

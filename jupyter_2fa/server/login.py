@@ -13,6 +13,7 @@ from jupyter_server.auth.logout import LogoutHandler
 from ..core import StoreError
 from ..core.audit import Action
 from ..web.forms import BadInput
+from ..web.handler import with_language
 from .handlers import GateHandler
 from .sessions import TwoFactorUser, end_every_session
 
@@ -27,12 +28,14 @@ class TOTPLoginHandler(GateHandler, LoginFormHandler):
         self.set_status(status)
         self.set_header("Cache-Control", "no-store")
         self.write(
-            self.render_template(
-                "2fa_login.html",
-                next=self.next_url(),
-                message=message,
-                policy=self.host.enrollment_policy,
-                help_text=self.host.help_text,
+            with_language(
+                self.render_template(
+                    "2fa_login.html",
+                    next=self.next_url(),
+                    message=message,
+                    policy=self.host.enrollment_policy,
+                    help_text=self.host.help_text,
+                )
             )
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,24 @@ if TYPE_CHECKING:
     from .host import Host
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
+# The language our pages are written in: the ``lang`` of their ``<html>``, which screen readers read them in.
+PAGE_LANGUAGE = "en"
+_HTML_TAG_WITHOUT_LANG = re.compile(r"<html(?=[\s>])(?![^>]*\slang=)", re.IGNORECASE)
 Verb = TypeVar("Verb", bound=Callable[..., Awaitable[None]])
+
+
+def with_language(document: str, lang: str = PAGE_LANGUAGE) -> str:
+    """``document`` with ``lang`` on its ``<html>`` tag where the host's layout left it out.
+
+    jupyter_server's ``page.html`` opens with a bare ``<html>`` and has no block to change it; without ``lang``
+    a screen reader guesses the language (WCAG 3.1.1, axe's ``html-has-lang``). JupyterHub's layout has one.
+
+    >>> with_language("<!DOCTYPE HTML>\\n<html>\\n<head>")
+    '<!DOCTYPE HTML>\\n<html lang="en">\\n<head>'
+    >>> with_language('<html lang="de"><head>')
+    '<html lang="de"><head>'
+    """
+    return _HTML_TAG_WITHOUT_LANG.sub(f'<html lang="{lang}"', document, count=1)
 
 
 def routes(*handlers: type[FlowHandler]) -> list[tuple[str, type[web.RequestHandler]]]:
@@ -106,6 +124,11 @@ class FlowHandler(web.RequestHandler):
 
     # -- shared --------------------------------------------------------------------------------------------
 
+    def session_account(self) -> str | None:
+        """The account this browser's own login session is of, if any (the one that may see its one-time
+        pictures): a page may tell it about its account, what it never tells an anonymous visitor."""
+        return self.picture_owner()
+
     def set_default_headers(self) -> None:
         super().set_default_headers()
         self.set_header("Cache-Control", "no-store")
@@ -125,7 +148,7 @@ class FlowHandler(web.RequestHandler):
     async def render_page(self, template: str, status: int = 200, **ns: Any) -> None:
         self.set_status(status)
         html = self.render_template(template, **ns)
-        self.finish(await html if inspect.isawaitable(html) else html)
+        self.finish(with_language(await html if inspect.isawaitable(html) else html))
 
     def form_field(self, name: str) -> str:
         return form_field(self.request, name)

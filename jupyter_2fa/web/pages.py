@@ -73,6 +73,8 @@ class EnrollPage(FlowHandler):
     async def _render(self, step: str, status: int = 200, **ns: Any) -> None:
         host = self.host
         ns.setdefault("username", self._typed_account())
+        if step == "start":
+            ns["relink"], ns["offer_relink"] = await self._relink_form()
         await self.render_page(
             self.page_template,
             status,
@@ -87,11 +89,33 @@ class EnrollPage(FlowHandler):
         )
 
     async def _start_page(self, message: str = "", status: int = 200) -> None:
-        """The password form; the same for everyone, so it tells a visitor nothing about the account."""
+        """The password form; the same for every anonymous visitor, so it tells them nothing about the account
+        (see :meth:`_relink_form`)."""
         if self.host.enrollment_policy == "cli-only":
             await self._render("cli-only", 403, message=CLI_ONLY)
         else:
             await self._render("start", status, message=message)
+
+    async def _relink_form(self) -> tuple[bool, bool]:
+        """Whether the start form asks for a current code (replacing a linked device), and whether it offers
+        a link to the form that does.
+
+        The code field shows when this browser's session is of an account with a device, or the visitor asked
+        for it (the offered link's ``relink``, a code just sent). An anonymous visitor gets the first-time form
+        whatever the account, with the link: the page never tells them whether an account has a device.
+        """
+        try:
+            asked = bool(self.get_query_argument("relink", "") or self.form_field("otp"))
+        except BadInput:
+            asked = False
+        name = self.session_account()
+        if asked or name is None:
+            return asked, not asked
+        try:
+            account = await self._stored(name)
+        except StoreError:  # the page says the store is down; the first-time form is the one to show then
+            return False, True
+        return account is not None and account.enrolled, False
 
     def _account(self) -> str:
         """The account the form is about (the hub's page asks for a username; the gate has one account)."""

@@ -1,5 +1,6 @@
 """Helpers of the browser tests: Debian's Chromium settings, a real `jupyter lab` (or Notebook 7) behind the 2FA
-gate, and a second client that links a device over plain HTTP. The fixtures are in tests/browser/conftest.py.
+gate, a second client that links a device over plain HTTP, and axe-core's accessibility check of a page. The
+fixtures are in tests/browser/conftest.py.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,7 @@ from typing import Literal
 import requests
 from playwright.sync_api import Page, expect
 
+from helpers.ci import skip_or_fail
 from helpers.ports import free_port
 from helpers.processes import log_tail, running, server_options
 from helpers.totp import Device
@@ -36,6 +38,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"  # package.json; `npm ci` (scripts/_venv.sh)
+# The rules every page the project renders must pass: WCAG 2.0 and 2.1, levels A and AA.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 PASSWORD = "correct horse battery staple"
 HTTP_SECONDS = 20
@@ -164,3 +170,31 @@ def panel_codes(page: Page) -> list[str]:
     texts = codes.all_inner_texts()
     assert all(RECOVERY_CODE.fullmatch(code) for code in texts), texts
     return texts
+
+
+def assert_accessible(page: Page, name: str, exclude: Sequence[str] = ()) -> None:
+    """axe-core's WCAG 2 A/AA rules (:data:`AXE_TAGS`) find no violation on ``page`` as it is now.
+
+    ``name`` says which page failed; each violation is listed with its rule id, help and the CSS targets of its
+    elements. ``exclude`` holds selectors of elements the project does not render (a host's own chrome), each to
+    be justified where it is passed.
+    """
+    if not AXE.is_file():
+        skip_or_fail(f"{AXE} not found; run `npm ci` at the repository root (scripts/_venv.sh does)", "axe checks")
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    results = page.evaluate(
+        """([exclude, tags]) => axe.run(
+            exclude.length ? {include: [document], exclude: exclude.map((selector) => [selector])} : document,
+            {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']},
+        )""",
+        [list(exclude), AXE_TAGS],
+    )
+    violations = [
+        f"{v['id']} ({v['impact']}): {v['help']} [{v['helpUrl']}]\n"
+        + "\n".join(f"    {node['target']}: {node['failureSummary']}" for node in v["nodes"])
+        for v in results["violations"]
+    ]
+    assert not violations, f"axe-core: {len(violations)} WCAG violation(s) on {name} ({page.url}):\n" + "\n".join(
+        violations
+    )

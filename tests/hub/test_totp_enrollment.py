@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import html
+import re
+from collections.abc import Callable, Iterator
 
 import pytest
+import requests
 
 from helpers.hub import (
     Hub,
     enroll_on_page,
+    enrolled_device,
     login_error,
     manual_key,
     module_hub,
@@ -142,3 +146,57 @@ def test_only_the_browser_that_started_may_confirm(hub: Hub) -> None:
 
     mine = owner.post("/hub/2fa/enroll", {"action": "confirm", "username": "oscar", "code": code})
     assert mine.status_code == 200, page_message(mine)
+
+
+# -- the start form: the current code only to re-link, and why the password is asked again -------------------
+
+WHY_PHRASES = ("password is asked for again", "right before a device is linked", "only once", "app open")
+
+
+def _anonymous(hub: Hub, name: str) -> requests.Response:
+    return hub.new_browser().get(ENROLL)
+
+
+def _asked_to_relink(hub: Hub, name: str) -> requests.Response:
+    return hub.new_browser().get(f"{ENROLL}?relink=1")
+
+
+def _logged_in(hub: Hub, name: str) -> requests.Response:
+    browser = hub.new_browser()
+    device = enrolled_device(hub.new_browser(), name, PASSWORD)
+    assert browser.login(name, PASSWORD, device.next_code()).status_code == 302
+    return browser.get(ENROLL)
+
+
+def _anonymous_after_linking(hub: Hub, name: str) -> requests.Response:
+    enrolled_device(hub.new_browser(), name, PASSWORD)
+    return hub.new_browser().get(ENROLL)
+
+
+# (user, how the visitor reaches the form, code field shown?, re-link link offered?)
+START_FORMS = {
+    "first-link": ("fay", _anonymous, False, True),
+    # an anonymous visitor is never told whether an account has a device: the first-time form, with the link
+    "anonymous-visitor-after-a-link": ("gus", _anonymous_after_linking, False, True),
+    "asked-to-relink": ("hal", _asked_to_relink, True, False),
+    "logged-in-with-a-device": ("ida", _logged_in, True, False),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "reach", "code_field", "relink_link"), list(START_FORMS.values()), ids=list(START_FORMS)
+)
+def test_the_code_field_shows_only_to_relink(
+    hub: Hub, name: str, reach: Callable[[Hub, str], requests.Response], code_field: bool, relink_link: bool
+) -> None:
+    page = reach(hub, name)
+    assert page.status_code == 200, page_message(page)
+    form = re.search(r'<form [^>]*id="enroll_start_form".*?</form>', page.text, re.DOTALL)
+    assert form is not None, page.text[-2000:]
+    assert 'name="username"' in form.group(0) and 'name="password"' in form.group(0)
+    assert ('name="otp"' in form.group(0)) is code_field
+    assert ('id="relink_link"' in page.text) is relink_link
+    why = re.search(r'<p id="enroll_why">(.*?)</p>', page.text, re.DOTALL)
+    assert why is not None, page.text[-2000:]
+    why_text = " ".join(html.unescape(re.sub(r"<[^>]+>", "", why.group(1))).split())
+    assert all(phrase in why_text for phrase in WHY_PHRASES), why_text

@@ -6,11 +6,18 @@ own user names, so their failure counts and spent time steps never meet.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import html
+import re
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from traitlets.config import Config
+
+from jupyter_2fa.hub.authenticator import TOTPAuthenticator
 
 from helpers.hub import Hub, HubFactory, enroll_on_page, enrolled_device, login_error, module_hub, twofa_log_lines
 
@@ -174,3 +181,44 @@ def test_under_the_optional_policy_the_password_alone_logs_an_unenrolled_user_in
     device = enrolled_device(optional.new_browser(), "frank", PASSWORD)
     assert_refused(optional.new_browser().login("frank", PASSWORD))
     assert optional.new_browser().login("frank", PASSWORD, device.next_code()).status_code == 302
+
+
+# -- the way to the enrollment page ---------------------------------------------------------------------------
+
+ENROLL_LINK = re.compile(r'<a href="([^"]*)"[^>]*>([^<]*)</a>')
+
+
+def _login_page(hub: Hub) -> str:
+    return hub.new_browser().get("/hub/login").text
+
+
+def _no_device_refusal(hub: Hub) -> str:
+    response = hub.new_browser().login("gina", PASSWORD, "")
+    message = assert_refused(response, expected=None)
+    assert message.startswith("No authenticator device is linked to this account yet."), message
+    return message
+
+
+# where the link is: (how to get there, the link's text)
+ENROLL_LINKS = {
+    "login-page-before-any-attempt": (_login_page, "Link your authenticator app"),
+    "no-device-refusal": (_no_device_refusal, "Link one"),
+}
+
+
+@pytest.mark.parametrize(("reach", "text"), list(ENROLL_LINKS.values()), ids=list(ENROLL_LINKS))
+def test_the_enrollment_page_is_a_link(hub: Hub, reach: Callable[[Hub], str], text: str) -> None:
+    links = {label: html.unescape(href) for href, label in ENROLL_LINK.findall(reach(hub))}
+    assert links.get(text) == "/hub/2fa/enroll", links
+
+
+@pytest.mark.parametrize("base_url", ["/", "/jupyter/", "/a&b/"], ids=["default", "prefixed", "needs-escaping"])
+def test_the_no_device_link_follows_the_hubs_base_url(base_url: str) -> None:
+    authenticator = TOTPAuthenticator(config=Config({"TOTPAuthenticator": {"inner_authenticator_class": "dummy"}}))
+    handler = SimpleNamespace(hub=SimpleNamespace(base_url=f"{base_url}hub/"))  # what the hub gives its handlers
+    error = authenticator.not_enrolled(cast(Any, handler))
+    assert error.status_code == 403
+    assert f"{base_url}hub/2fa/enroll" in (error.log_message or "")  # logs and API clients get the address
+    link = ENROLL_LINK.search(error.jupyterhub_html_message)  # type: ignore[attr-defined]
+    assert link is not None
+    assert link.group(1) == html.escape(f"{base_url}hub/2fa/enroll") and link.group(2) == "Link one"

@@ -10,7 +10,7 @@ import html
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlparse
 
 import pyotp
@@ -25,7 +25,9 @@ from helpers.gate import (
     WRONG_PASSWORD,
     Browser,
     EnrolledAccount,
+    HtmlForm,
     body_text,
+    parse_form,
     totp_for,
     without_xsrf,
     wrong_code,
@@ -145,8 +147,96 @@ async def test_get_shows_the_password_form(page: EnrollPage) -> None:
     assert response.code == 200
     assert 'id="enroll_start_form"' in text
     assert 'name="password"' in text
-    assert 'name="otp"' in text  # optional: only for replacing a device; the same form for every visitor
+    assert 'name="otp"' not in text  # only for replacing a device (see test_the_code_field_shows_only_to_relink)
     assert shows_no_secret(response)
+
+
+# -- the start form: the current code only to re-link, and why the password is asked again -------------------
+
+WHY_PHRASES = ("password is asked for again", "right before a device is linked", "only once", "app open")
+
+
+def start_form(response: HTTPResponse) -> HtmlForm:
+    return parse_form(body_text(response), "enroll_start_form")
+
+
+async def _anonymous(page: EnrollPage, enrolled: EnrolledAccount | None) -> HTTPResponse:
+    return await page.get()
+
+
+async def _asked_to_relink(page: EnrollPage, enrolled: EnrolledAccount | None) -> HTTPResponse:
+    return await page.browser.get(ENROLL, params={"relink": "1"})
+
+
+async def _logged_in(page: EnrollPage, enrolled: EnrolledAccount | None) -> HTTPResponse:
+    otp = enrolled.fresh_code() if enrolled is not None else ""  # no device: the optional policy lets the password in
+    assert (await page.browser.login(PASSWORD, otp)).code == 302
+    return await page.get()
+
+
+async def _wrong_relink_code(page: EnrollPage, enrolled: EnrolledAccount | None) -> HTTPResponse:
+    assert enrolled is not None
+    return await page.start(PASSWORD, wrong_code(enrolled.totp))
+
+
+async def _password_alone_to_linked_account(page: EnrollPage, enrolled: EnrolledAccount | None) -> HTTPResponse:
+    return await page.start(PASSWORD)
+
+
+OPTIONAL = {"TwoFactorConfig": {"enrollment_policy": "optional"}}
+# (gate config, a device linked?, how the visitor reaches the form, status, code field shown?, re-link link offered?)
+START_FORMS = {
+    "first-link": ({}, False, _anonymous, 200, False, True),
+    # an anonymous visitor is never told whether the account has a device: the first-time form, with the link
+    "anonymous-visitor-of-a-linked-account": ({}, True, _anonymous, 200, False, True),
+    "asked-to-relink": ({}, False, _asked_to_relink, 200, True, False),
+    "logged-in-with-a-device": ({}, True, _logged_in, 200, True, False),
+    "logged-in-without-a-device": (OPTIONAL, False, _logged_in, 200, False, False),
+    "wrong-code-keeps-the-field": ({}, True, _wrong_relink_code, 401, True, False),
+    "password-alone-refused": ({}, True, _password_alone_to_linked_account, 401, False, True),
+}
+
+
+@pytest.mark.parametrize(
+    ("gate_config", "device", "reach", "status", "code_field", "relink_link"),
+    list(START_FORMS.values()),
+    ids=list(START_FORMS),
+    indirect=["gate_config"],
+)
+async def test_the_code_field_shows_only_to_relink(
+    page: EnrollPage,
+    gate: TOTPIdentityProvider,
+    device: bool,
+    reach: Callable[[EnrollPage, EnrolledAccount | None], Awaitable[HTTPResponse]],
+    status: int,
+    code_field: bool,
+    relink_link: bool,
+    request: pytest.FixtureRequest,
+) -> None:
+    enrolled = request.getfixturevalue("enrolled") if device else None
+    response = await reach(page, enrolled)
+    text = body_text(response)
+    assert response.code == status, message(response)
+    form = start_form(response)
+    assert {"action", "password"} <= set(form.inputs)
+    assert ("otp" in form.inputs) is code_field
+    assert ('id="relink_link"' in text) is relink_link
+    why = re.search(r'<p id="enroll_why">(.*?)</p>', text, re.DOTALL)
+    assert why is not None, text
+    why_text = " ".join(html.unescape(re.sub(r"<[^>]+>", "", why.group(1))).split())
+    assert all(phrase in why_text for phrase in WHY_PHRASES), why_text
+
+
+async def test_the_relink_link_leads_to_a_form_that_relinks(page: EnrollPage, enrolled: EnrolledAccount) -> None:
+    """Without JavaScript: the offered link, then its form (the code field, ``relink`` kept in the action)."""
+    offered = re.search(r'<a href="([^"]*)" id="relink_link">', body_text(await page.get()))
+    assert offered is not None
+    relink_form = await page.browser.submit(HtmlForm(html.unescape(offered.group(1)), "get"), {})
+    form = start_form(relink_form)
+    assert "otp" in form.inputs and "relink=1" in form.action
+    started = await page.browser.submit(form, {"password": PASSWORD, "otp": enrolled.fresh_code()})
+    assert started.code == 200, message(started)
+    assert qr_count(started) == 1
 
 
 async def test_the_form_tells_a_visitor_nothing_about_the_account(page: EnrollPage, gate: TOTPIdentityProvider) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import pytest
 
@@ -181,6 +183,8 @@ LOGIN_PAGE_MARKUP = {
     "otp-input": 'name="otp"',
     "xsrf-field": 'name="_xsrf"',
     "one-time-code-hint": 'autocomplete="one-time-code"',
+    "language": '<html lang="en">',  # jupyter_server's page.html has none (WCAG 3.1.1)
+    "enrollment-link-before-any-attempt": 'id="enroll_link"',
 }
 
 
@@ -199,6 +203,29 @@ ANONYMOUS_PAGES = {
     "not-found": ("GET", "no/such/page", None),
     "refused-api": ("GET", "api/contents", None),
 }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "form"),
+    [case for name, case in ANONYMOUS_PAGES.items() if name not in ("not-found", "refused-api")],
+    ids=[name for name in ANONYMOUS_PAGES if name not in ("not-found", "refused-api")],
+)
+async def test_our_pages_say_their_language(
+    browser: Browser, method: str, path: str, form: dict[str, str] | None
+) -> None:
+    if method == "POST":
+        assert form is not None
+        response = await browser.post_form(path, form)
+    else:
+        response = await browser.get(path)
+    assert '<html lang="en">' in body_text(response)
+
+
+async def test_the_enrollment_link_keeps_next(browser: Browser, jp_base_url: str) -> None:
+    page = body_text(await browser.get("login", params={"next": f"{jp_base_url}lab"}))
+    link = re.search(r'<a href="([^"]*)" id="enroll_link">', page)
+    assert link is not None, page
+    assert html.unescape(link.group(1)) == f"{jp_base_url}2fa/enroll?next={quote(f'{jp_base_url}lab')}"
 
 
 @pytest.mark.parametrize(("method", "path", "form"), list(ANONYMOUS_PAGES.values()), ids=list(ANONYMOUS_PAGES))
