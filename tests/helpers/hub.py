@@ -31,6 +31,8 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
+from jupyter_2fa.core import Keyring, Store
+
 from helpers.ci import skip_or_fail
 from helpers.ports import free_ports
 from helpers.totp import Device
@@ -649,6 +651,16 @@ def enrolled_device(browser: HubBrowser, username: str, password: str) -> Device
 def hub_store_url(hub: Hub) -> str:
     """The URL of the store a TOTPAuthenticator uses by default: ``jupyter_2fa.sqlite`` in the hub's folder."""
     return f"sqlite:///{hub.directory / 'jupyter_2fa.sqlite'}"
+
+
+@contextlib.contextmanager
+def hub_store(hub: Hub) -> Iterator[Store]:
+    """The hub's own 2FA store (its default SQLite file and key file), opened beside the running hub."""
+    store = Store(hub_store_url(hub), Keyring.from_file(hub.directory / "jupyter_2fa.key"))
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def stop_hub(factory: HubFactory, hub: Hub) -> None:

@@ -11,9 +11,7 @@ import pyotp
 import pytest
 import requests
 
-from jupyter_2fa.core import Keyring, Store
-
-from helpers.hub import Hub, HubBrowser, HubFactory, hub_store_url
+from helpers.hub import Hub, HubBrowser, HubFactory, hub_store
 
 PASSWORD = "a shared password for the hub tests"
 CONFIG = f"""
@@ -104,12 +102,9 @@ def paged_hub(tmp_path_factory: pytest.TempPathFactory) -> Any:
     factory = HubFactory(lambda: tmp_path_factory.mktemp("paged-hub"))
     try:
         started = factory(CONFIG)
-        store = Store(hub_store_url(started), Keyring.from_file(started.directory / "jupyter_2fa.key"))
-        try:
+        with hub_store(started) as store:
             for name in STORED_ONLY:
                 store.ensure_account(name)
-        finally:
-            store.close()
         yield started
     finally:
         factory.close()

@@ -13,10 +13,9 @@ import requests
 from jupyterhub.scopes import Scope
 from tornado import web
 
-from jupyter_2fa.core import Keyring, Store
 from jupyter_2fa.hub.admin import AdminHandler
 
-from helpers.hub import Hub, enrolled_device, hub_cli, hub_store_url, login_error, module_hub, twofa_api
+from helpers.hub import Hub, enrolled_device, hub_cli, hub_store, login_error, module_hub, twofa_api
 from helpers.totp import totp_step
 
 PASSWORD = "correct horse battery staple"
@@ -213,12 +212,9 @@ c.JupyterHub.api_page_max_limit = 5
 def paged_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """A hub whose store holds exactly the 7 accounts of PAGED_NAMES, with small page settings of its own."""
     with module_hub(tmp_path_factory, PAGED_CONFIG) as started:
-        store = Store(hub_store_url(started), Keyring.from_file(started.directory / "jupyter_2fa.key"))
-        try:
+        with hub_store(started) as store:
             for name in PAGED_NAMES:
                 store.ensure_account(name)
-        finally:
-            store.close()
         yield started
 
 

@@ -9,14 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from jupyter_2fa.core import Enrollment, Keyring, Settings, Store, Verifier
+from jupyter_2fa.core import Enrollment, Settings, Verifier
 
 from helpers.hub import (
     Hub,
     HubFactory,
     enroll_on_page,
     enrolled_device,
-    hub_store_url,
+    hub_store,
     login_error,
     module_hub,
     page_message,
@@ -31,14 +31,11 @@ NATIVE_PASSWORD = "a long native password 4 tests"
 
 def enroll_in_store(hub: Hub, username: str) -> Device:
     """Link a device for ``username`` directly in the hub's store (as ``jupyter 2fa enroll`` would)."""
-    store = Store(hub_store_url(hub), Keyring.from_file(hub.directory / "jupyter_2fa.key"))
-    try:
+    with hub_store(hub) as store:
         enrollment = Enrollment(Verifier(store, Settings()))
         enrollment.begin(username, time.time())
         device = Device(enrollment.reveal(username, time.time()).secret)
         assert len(enrollment.confirm(username, device.current_code(), time.time())) == 10
-    finally:
-        store.close()
     return device
 
 

@@ -23,7 +23,6 @@ import requests
 import schemathesis
 
 import jupyter_2fa.hub
-from jupyter_2fa.core import Keyring, Store
 
 from helpers import malformed
 from helpers.core import secret_variants
@@ -33,7 +32,7 @@ from helpers.hub import (
     HubBrowser,
     enroll_on_page,
     enrolled_device,
-    hub_store_url,
+    hub_store,
     login_error,
     module_hub,
     user_api,
@@ -95,12 +94,9 @@ def answer(response: requests.Response) -> tuple[int, str | None]:
 
 
 def failures(hub: Hub, username: str) -> int:
-    store = Store(hub_store_url(hub), Keyring.from_file(hub.directory / "jupyter_2fa.key"))
-    try:
+    with hub_store(hub) as store:
         account = store.get(username)
-        return account.failures if account else 0
-    finally:
-        store.close()
+    return account.failures if account else 0
 
 
 def test_parallel_wrong_codes_lock_a_hub_user_at_the_limit(hub: Hub) -> None:
@@ -158,11 +154,8 @@ def test_names_that_never_logged_in_are_throttled_too(hub: Hub) -> None:
     answers = [answer(login_from(hub, f"192.0.2.{n}", "never-logged-in", "guess", ""))[0] for n in range(12)]
     assert answers[:5] == [403] * 5
     assert 429 in answers[5:], answers
-    store = Store(hub_store_url(hub), Keyring.from_file(hub.directory / "jupyter_2fa.key"))
-    try:
+    with hub_store(hub) as store:
         assert store.get("never-logged-in") is None
-    finally:
-        store.close()
 
 
 # -- input abuse -------------------------------------------------------------------------------------------------
