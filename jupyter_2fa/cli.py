@@ -319,8 +319,9 @@ class RotateKeyApp(TwoFactorCommand):
     description = """Re-encrypt every stored secret under a new key.
 
     With the key file (the default), a new key is generated, everything is re-encrypted, and the old key is
-    removed from the file. With keys in the environment variable, put the new key first
-    (JUPYTER_2FA_KEYS="new;old"), run this, then drop the old key from the variable.
+    removed from the file. With keys in an environment variable (JUPYTER_2FA_KEYS, or a hub's
+    JUPYTERHUB_CRYPT_KEY), put the new key first (JUPYTER_2FA_KEYS="new;old"), run this, then drop the old
+    key from the variable.
     """
     examples = "jupyter 2fa rotate-key"
     max_args = 0
@@ -331,13 +332,14 @@ class RotateKeyApp(TwoFactorCommand):
         tf = self.two_factor()
         enrollment = self.enrollment()
         store = enrollment.store
-        from_env = Keyring.from_env(tf.keys_env_var)
-        if from_env is not None:
-            rewritten = store.rotate_keys(from_env)
-            print(f"Re-encrypted {rewritten} account(s) under the first key in ${tf.keys_env_var}.")
-            print(f"You may now remove the older keys from ${tf.keys_env_var}.")
+        path = Path(tf.key_file)
+        if store.keyring.source != str(path):
+            # The keys come from a variable (JUPYTER_2FA_KEYS, or the hub's JUPYTERHUB_CRYPT_KEY): the new key
+            # is already listed first there, and a key file would be one the host never reads.
+            rewritten = store.rotate_keys(store.keyring)
+            print(f"Re-encrypted {rewritten} account(s) under the first key in {store.keyring.source}.")
+            print(f"You may now remove the older keys from {store.keyring.source}.")
         else:
-            path = Path(tf.key_file)
             keyring = Keyring([new_key(), *store.keyring.keys], str(path))
             write_key_file(path, keyring.keys)  # old keys stay readable until every secret is rewritten
             rewritten = store.rotate_keys(keyring)
@@ -412,7 +414,7 @@ class TwoFactorApp(JupyterApp):
     aliases = aliases
     flags = flags
     subcommands: dict[str, tuple[type[Application], str]] = {
-        app.name: (app, (app.description or "").strip().splitlines()[0])
+        app.name: (app, " ".join((app.description or "").strip().split("\n\n")[0].split()))  # its first paragraph
         for app in (
             EnrollApp,
             StatusApp,

@@ -139,7 +139,8 @@ class TOTPAuthenticator(Host, Authenticator):
         config=True,
         help="""Derive the keys that encrypt TOTP secrets from ``JUPYTERHUB_CRYPT_KEY`` when it is set and the
         ``keys_env_var`` variable is not (HKDF, so the hub's own keys are never used as they are). Default
-        True. Rotating the crypt key then needs ``jupyter 2fa rotate-key`` with old and new keys listed.
+        True. To rotate, list the new key first (``JUPYTERHUB_CRYPT_KEY="new;old"``), run ``jupyter 2fa
+        rotate-key --config jupyterhub_config.py`` with that value, then drop the old key.
 
         .. versionadded:: 0.1
         """,

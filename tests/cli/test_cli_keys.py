@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import sqlite3
 import stat
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -91,3 +93,25 @@ def test_a_replaced_key_file_fails_closed_with_a_clear_message(cli: CLI) -> None
         assert "cannot be decrypted" in result.stderr
         assert "Traceback" not in result.stderr
         assert "Linking" not in result.stdout
+
+
+def test_rotate_key_with_a_hubs_crypt_key(cli: CLI, tmp_path: Path) -> None:
+    """A hub whose 2FA keys derive from JUPYTERHUB_CRYPT_KEY rotates within it ("new;old", then "new"); the
+    command used to write a key file the hub never reads and leave the store unreadable to the hub."""
+    hub_config = tmp_path / "hub" / "jupyterhub_config.py"
+    hub_config.parent.mkdir()
+    hub_config.write_text('c.JupyterHub.authenticator_class = "totp"\n')
+    old, new = secrets.token_hex(32), secrets.token_hex(32)
+    enrolled = cli.enroll("alice", "--config", str(hub_config), env=cli.env(JUPYTERHUB_CRYPT_KEY=old), user="alice")
+
+    result = cli("rotate-key", "--config", str(hub_config), env=cli.env(JUPYTERHUB_CRYPT_KEY=f"{new};{old}"))
+    assert result.returncode == 0, str(result)
+    assert "under the first key in $JUPYTERHUB_CRYPT_KEY" in result.stdout
+    assert not (hub_config.parent / "jupyter_2fa.key").exists(), "the hub reads no key file with a crypt key"
+
+    status = cli("status", "alice", "--config", str(hub_config), env=cli.env(JUPYTERHUB_CRYPT_KEY=new))
+    assert status.returncode == 0, str(status)
+    assert status.field("second factor").startswith("linked")
+    stale = cli("status", "alice", "--config", str(hub_config), env=cli.env(JUPYTERHUB_CRYPT_KEY=old))
+    assert stale.returncode == 1, str(stale)
+    assert enrolled.secret not in result.stdout + stale.stderr
