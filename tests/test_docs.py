@@ -32,7 +32,10 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
 def extension(name: str) -> ModuleType:
-    """A module of docs/_ext (not a package: Sphinx puts the folder on sys.path, conf.py says how)."""
+    """A module of docs/_ext (not a package: Sphinx puts the folder on sys.path, conf.py says how, and so does
+    this, for the modules they share)."""
+    if str(DOCS / "_ext") not in sys.path:
+        sys.path.append(str(DOCS / "_ext"))
     spec = importlib.util.spec_from_file_location(f"docs_ext_{name}", DOCS / "_ext" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -13,10 +13,9 @@ import re
 from typing import Any
 
 from docutils import nodes
-from docutils.statemachine import StringList
+from generated import PARALLEL_SAFE, parsed
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
-from sphinx.util.nodes import nested_parse_with_titles
 from traitlets import TraitType
 from traitlets.config import Application
 from traitlets.utils.importstring import import_item
@@ -150,11 +149,9 @@ class CLIReference(SphinxDirective):
     required_arguments = 1
 
     def run(self) -> list[nodes.Node]:
-        container = nodes.container()
-        nested_parse_with_titles(self.state, StringList(render(self.arguments[0]), source=self.arguments[0]), container)
-        return container.children
+        return parsed(self, render(self.arguments[0]), self.arguments[0])
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("cli-reference", CLIReference)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    return PARALLEL_SAFE

@@ -15,10 +15,9 @@ from typing import Any
 
 import yaml
 from docutils import nodes
-from docutils.statemachine import StringList
+from generated import PARALLEL_SAFE, parsed
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
-from sphinx.util.nodes import nested_parse_with_titles
 
 import jupyter_2fa
 from jupyter_2fa.core import audit
@@ -109,11 +108,9 @@ class AuditEventsReference(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         for path in schemas():
             self.env.note_dependency(str(path))
-        container = nodes.container()
-        nested_parse_with_titles(self.state, StringList(render(), source=str(SCHEMA_DIR)), container)
-        return container.children
+        return parsed(self, render(), str(SCHEMA_DIR))
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("audit-events-reference", AuditEventsReference)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    return PARALLEL_SAFE

@@ -22,10 +22,9 @@ from typing import Any
 
 import yaml
 from docutils import nodes
-from docutils.statemachine import StringList
+from generated import PARALLEL_SAFE, parsed
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
-from sphinx.util.nodes import nested_parse_with_titles
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 TITLE_LEVELS = "=-"  # the directive's own two levels; they nest below the page's section the directive is in
@@ -301,11 +300,9 @@ class OpenAPIReference(SphinxDirective):
         self.env.note_dependency(str(path))
         for referenced in {op.base for op in Document(path).operations()}:
             self.env.note_dependency(str(referenced))
-        container = nodes.container()
-        nested_parse_with_titles(self.state, StringList(render(path), source=str(path)), container)
-        return container.children
+        return parsed(self, render(path), str(path))
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("openapi-reference", OpenAPIReference)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    return PARALLEL_SAFE

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import pytest
+from tornado.httpclient import HTTPResponse
 
 from jupyter_2fa.core.audit import Action, AuditEvent
 
@@ -205,6 +206,14 @@ ANONYMOUS_PAGES = {
 }
 
 
+async def visit(browser: Browser, method: str, path: str, form: dict[str, str] | None) -> HTTPResponse:
+    """One of ANONYMOUS_PAGES, as a browser asks for it: a GET, or the form it posts."""
+    if method == "POST":
+        assert form is not None
+        return await browser.post_form(path, form)
+    return await browser.get(path)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "form"),
     [case for name, case in ANONYMOUS_PAGES.items() if name not in ("not-found", "refused-api")],
@@ -213,11 +222,7 @@ ANONYMOUS_PAGES = {
 async def test_our_pages_say_their_language(
     browser: Browser, method: str, path: str, form: dict[str, str] | None
 ) -> None:
-    if method == "POST":
-        assert form is not None
-        response = await browser.post_form(path, form)
-    else:
-        response = await browser.get(path)
+    response = await visit(browser, method, path, form)
     assert '<html lang="en">' in body_text(response)
 
 
@@ -233,11 +238,7 @@ async def test_no_page_hands_the_api_token_to_a_visitor(
     browser: Browser, method: str, path: str, form: dict[str, str] | None
 ) -> None:
     """jupyter_server's page.html embeds the API token for logged-in users; visitors must never get it."""
-    if method == "POST":
-        assert form is not None
-        response = await browser.post_form(path, form)
-    else:
-        response = await browser.get(path)
+    response = await visit(browser, method, path, form)
     assert SERVER_TOKEN not in body_text(response)
     assert not any(SERVER_TOKEN in value for _, value in response.headers.get_all())
 
