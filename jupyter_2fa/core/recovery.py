@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import functools
-import os
 import re
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from .hashing import hashed
 from .totp import MAX_INPUT_LENGTH, InvalidCode
 
 if TYPE_CHECKING:
@@ -19,11 +18,6 @@ ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 CODE_LENGTH = 10  # 10 characters x 5 bits = 50 bits each
 _CONFUSABLE = str.maketrans({"i": "1", "l": "1", "o": "0"})
 _CODE = re.compile(f"[{ALPHABET}]{{{CODE_LENGTH}}}", re.ASCII)
-# Argon2id takes a whole core and 19 MiB for about 25 ms per hash. It runs in threads of its own, at most half the
-# CPUs: a flood of recovery-shaped guesses waits in the hosts' worker threads instead of taking every core from the
-# event loop, and only these threads' malloc arenas keep the 19 MiB after a hash (glibc keeps a freed block that
-# size in the arena that used it), not every worker's.
-_HASHING = ThreadPoolExecutor(max(1, (os.cpu_count() or 2) // 2), thread_name_prefix="jupyter-2fa-argon2")
 
 
 @functools.cache
@@ -62,7 +56,8 @@ def normalize(raw: object) -> str:
 
 def hash_code(code: str) -> str:
     """A salted Argon2id hash of a code (normalised first, so any typed form verifies)."""
-    return _HASHING.submit(_hasher().hash, normalize(code)).result()
+    normalized = normalize(code)
+    return hashed(lambda: _hasher().hash(normalized))
 
 
 def matches(code: str, code_hash: str) -> bool:
@@ -70,6 +65,6 @@ def matches(code: str, code_hash: str) -> bool:
     from argon2.exceptions import InvalidHashError, VerificationError
 
     try:
-        return _HASHING.submit(_hasher().verify, code_hash, code).result()
+        return hashed(lambda: _hasher().verify(code_hash, code))
     except (VerificationError, InvalidHashError):
         return False

@@ -7,6 +7,7 @@ sessions live in :mod:`.sessions`, the API's per-request credentials in :mod:`.c
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import secrets
 import time
@@ -21,6 +22,7 @@ from tornado import web
 from traitlets import Bool, Float, Type, Unicode, default
 
 from ..core import Enrollment, Outcome
+from ..core.hashing import hashing
 from ..web.host import Host, PasswordCheck
 from .credentials import api_credential_user
 from .sessions import SessionFactor, Sessions, TwoFactorUser
@@ -158,8 +160,11 @@ class TOTPIdentityProvider(Host, PasswordIdentityProvider):
     def account_named(self, typed: str) -> str:
         return self.username
 
-    async def check_password(self, handler: web.RequestHandler, name: str, password: str) -> PasswordCheck:
-        return PasswordCheck(self.username, self.password_ok(password))
+    async def check_password(self, handler: web.RequestHandler, name: str, password: object) -> PasswordCheck:
+        """jupyter_server's own password (an Argon2 hash, about 50 ms of a core) checked in the hashing threads:
+        on the event loop, a burst of logins or of the panel's Basic calls would stall every user's request."""
+        ok = await asyncio.wrap_future(hashing(lambda: self.password_ok(password)))
+        return PasswordCheck(self.username, ok)
 
     def password_ok(self, password: object) -> bool:
         return (
@@ -175,7 +180,7 @@ class TOTPIdentityProvider(Host, PasswordIdentityProvider):
     async def authenticate(self, handler: web.RequestHandler, password: object, otp: object) -> LoginResult:
         """Decide a login from the form's ``password`` and ``otp`` fields."""
         now = time.time()
-        check = PasswordCheck(self.username, self.password_ok(password))
+        check = await self.check_password(handler, self.username, password)
         device = self.known_device(handler, check.name)
         verdict = await self.login_verdict(check, otp, self.client_address(handler), now, device)
         if verdict.ok:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -12,6 +13,7 @@ import pytest
 from tornado.httpclient import HTTPResponse
 
 from jupyter_2fa.core.audit import Action, AuditEvent
+from jupyter_2fa.server import identity
 
 from helpers.gate import (
     PASSWORD,
@@ -48,6 +50,23 @@ async def test_password_and_code_log_in_with_a_strict_cookie(
     contents = await browser.get("api/contents")
     assert contents.code == 200
     assert json_body(contents)["type"] == "directory"
+
+
+async def test_the_password_hash_is_checked_off_the_event_loop(
+    browser: Browser, enrolled: EnrolledAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jupyter_server's Argon2 password check (about 50 ms of a core) runs in the hashing threads: on the loop,
+    200 logins at once held every request of the server for seconds (a CI run timed out on that)."""
+    checked_in: list[str] = []
+
+    def spy(hashed_password: str, password: str) -> bool:
+        checked_in.append(threading.current_thread().name)
+        return real_check(hashed_password, password)
+
+    real_check = identity.passwd_check
+    monkeypatch.setattr(identity, "passwd_check", spy)
+    assert (await browser.login(PASSWORD, enrolled.fresh_code())).code == 302
+    assert checked_in and all(name.startswith("jupyter-2fa-argon2") for name in checked_in), checked_in
 
 
 def _wrong_code(enrolled: EnrolledAccount) -> str:
