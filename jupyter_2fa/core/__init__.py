@@ -26,11 +26,20 @@ if TYPE_CHECKING:
     from .errors import StoreError, TwoFactorError
     from .keys import KeyProblem, Keyring, WrongKey
     from .settings import Settings
-    from .store import Account, Store, StoreUnavailable
+    from .store import Account, Store, StoreUnavailable, WebAuthnCredential
     from .throttle import ThrottlePolicy
     from .totp import InvalidCode, TOTPParameters
     from .verdicts import Outcome, Verdict
     from .verifier import Verifier
+    from .webauthn import (
+        BadRelyingParty,
+        ClonedAuthenticator,
+        CredentialRefused,
+        NewCredential,
+        RelyingParty,
+        UserNotVerified,
+        WebAuthnError,
+    )
 
 # Where each public name lives.
 _HOMES = {
@@ -40,17 +49,22 @@ _HOMES = {
     "AlreadyShown": "enrollment",
     "AuditEvent": "audit",
     "AuditSink": "audit",
+    "BadRelyingParty": "webauthn",
+    "ClonedAuthenticator": "webauthn",
     "CodeRejected": "enrollment",
+    "CredentialRefused": "webauthn",
     "Enrollment": "enrollment",
     "EnrollmentError": "enrollment",
     "InvalidCode": "totp",
     "JsonlAuditLog": "audit",
     "KeyProblem": "keys",
     "Keyring": "keys",
+    "NewCredential": "webauthn",
     "NoPendingEnrollment": "enrollment",
     "NotEnrolled": "enrollment",
     "Outcome": "verdicts",
     "Provisioning": "enrollment",
+    "RelyingParty": "webauthn",
     "Settings": "settings",
     "Store": "store",
     "StoreError": "errors",
@@ -58,8 +72,11 @@ _HOMES = {
     "TOTPParameters": "totp",
     "ThrottlePolicy": "throttle",
     "TwoFactorError": "errors",
+    "UserNotVerified": "webauthn",
     "Verdict": "verdicts",
     "Verifier": "verifier",
+    "WebAuthnCredential": "store",
+    "WebAuthnError": "webauthn",
     "WrongKey": "keys",
 }
 
@@ -80,17 +97,22 @@ __all__ = [
     "AlreadyShown",
     "AuditEvent",
     "AuditSink",
+    "BadRelyingParty",
+    "ClonedAuthenticator",
     "CodeRejected",
+    "CredentialRefused",
     "Enrollment",
     "EnrollmentError",
     "InvalidCode",
     "JsonlAuditLog",
     "KeyProblem",
     "Keyring",
+    "NewCredential",
     "NoPendingEnrollment",
     "NotEnrolled",
     "Outcome",
     "Provisioning",
+    "RelyingParty",
     "Settings",
     "Store",
     "StoreError",
@@ -98,7 +120,10 @@ __all__ = [
     "TOTPParameters",
     "ThrottlePolicy",
     "TwoFactorError",
+    "UserNotVerified",
     "Verdict",
     "Verifier",
+    "WebAuthnCredential",
+    "WebAuthnError",
     "WrongKey",
 ]

@@ -12,9 +12,12 @@ after another, and everything it decides is committed once. One durable commit p
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import hmac
 import math
+import secrets
 import select
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -32,8 +35,9 @@ from .errors import StoreError
 from .files import check_private_file, create_private_file
 from .keys import Keyring
 from .throttle import GuessPolicy, ThrottlePolicy, name_key
+from .webauthn import NewCredential
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _KEY_CHECK_TEXT = "jupyter-2fa key check"
 # How long an SQLite transaction waits for another process's lock before the store counts as unavailable
 # (logins then fail closed with 503). A login's transactions take milliseconds, so a longer wait means a lock
@@ -47,6 +51,8 @@ ACCOUNTS_PAGE = 500  # accounts read per query when every account is listed
 # The largest OFFSET or LIMIT both databases take (a signed 64-bit integer); a larger one would fail in the
 # driver, not as an answer.
 MAX_OFFSET = 2**63 - 1
+# What a WebAuthn challenge is for; a challenge taken for one purpose cannot serve the other.
+WEBAUTHN_PURPOSES = frozenset({"register", "authenticate"})
 
 metadata = sa.MetaData()
 
@@ -104,6 +110,45 @@ guesses = sa.Table(
     sa.Column("last_failure_at", sa.Float, nullable=False, index=True),
 )
 
+
+# WebAuthn credentials (passkeys, security keys), several per account. The id is the credential id in base64url
+# (at most 1023 bytes, so at most 1364 characters): readable in an admin's SQL shell and the same on both
+# databases. The public key is a COSE key, public by nature, so it is not encrypted.
+webauthn_credentials = sa.Table(
+    "jupyter_2fa_webauthn_credentials",
+    metadata,
+    sa.Column("credential_id", sa.String(1400), primary_key=True),
+    sa.Column(
+        "username",
+        sa.String(255),
+        sa.ForeignKey("jupyter_2fa_accounts.username", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("public_key", sa.LargeBinary, nullable=False),
+    # The authenticator's signature counter at the last accepted login (0 for authenticators that do not count).
+    sa.Column("sign_count", sa.BigInteger, nullable=False, default=0),
+    # How the browser reached the key ("usb nfc internal ..."), space-separated: a hint for later logins.
+    sa.Column("transports", sa.Text, nullable=False, default=""),
+    sa.Column("aaguid", sa.String(36), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_used_at", sa.Float, nullable=True),
+)
+
+# Issued WebAuthn challenges: kept in the store, not in a process, so any hub replica can finish a ceremony
+# another one started; single-use (taken by a DELETE ... RETURNING) and short-lived.
+webauthn_challenges = sa.Table(
+    "jupyter_2fa_webauthn_challenges",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("username", sa.String(255), nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("challenge", sa.LargeBinary, nullable=False),
+    # An opaque id of the session or API client that asked: another one cannot answer the challenge.
+    sa.Column("bound_to", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
 
 # A login check's statements, built once: constructing a SQLAlchemy statement costs more than running it on
 # SQLite, and a login check is meant to cost little more than its one commit. Values are bound at execution.
@@ -181,6 +226,50 @@ _COUNT_GUESS = (
 _FORGET_GUESS = guesses.delete().where(guesses.c.key == sa.bindparam("guess_key"))
 
 
+# WebAuthn statements, built once like the login check's.
+_WEBAUTHN_CREDENTIALS = (
+    sa.select(webauthn_credentials)
+    .where(webauthn_credentials.c.username == sa.bindparam("owner"))
+    .order_by(webauthn_credentials.c.created_at, webauthn_credentials.c.credential_id)
+)
+_RENAME_WEBAUTHN_CREDENTIAL = (
+    webauthn_credentials.update()
+    .where(
+        webauthn_credentials.c.username == sa.bindparam("owner"),
+        webauthn_credentials.c.credential_id == sa.bindparam("cid"),
+    )
+    .values(name=sa.bindparam("new_name"))
+)
+_REMOVE_WEBAUTHN_CREDENTIAL = webauthn_credentials.delete().where(
+    webauthn_credentials.c.username == sa.bindparam("owner"),
+    webauthn_credentials.c.credential_id == sa.bindparam("cid"),
+)
+# Conditional on the counter the caller checked against: of two logins racing with one key, one moves it, the
+# other finds nothing to update, so the stored counter never goes backwards.
+_RECORD_WEBAUTHN_USE = (
+    webauthn_credentials.update()
+    .where(
+        webauthn_credentials.c.username == sa.bindparam("owner"),
+        webauthn_credentials.c.credential_id == sa.bindparam("cid"),
+        webauthn_credentials.c.sign_count == sa.bindparam("old_count"),
+    )
+    .values(sign_count=sa.bindparam("new_count"), last_used_at=sa.bindparam("used_at"))
+)
+# Taking a challenge deletes it whatever the caller presents: a wrong session or purpose burns it too.
+_TAKE_WEBAUTHN_CHALLENGE = (
+    webauthn_challenges.delete()
+    .where(webauthn_challenges.c.id == sa.bindparam("challenge_id"))
+    .returning(
+        webauthn_challenges.c.username,
+        webauthn_challenges.c.purpose,
+        webauthn_challenges.c.challenge,
+        webauthn_challenges.c.bound_to,
+        webauthn_challenges.c.expires_at,
+    )
+)
+_FORGET_EXPIRED_CHALLENGES = webauthn_challenges.delete().where(webauthn_challenges.c.expires_at <= sa.bindparam("now"))
+
+
 @dataclass(frozen=True)
 class GuessKeys:
     """Where a wrong password is counted: its account name's key and, when the request has one, its source's.
@@ -238,6 +327,35 @@ class Account:
     @property
     def enrolled(self) -> bool:
         return self.secret is not None
+
+
+@dataclass(frozen=True)
+class WebAuthnCredential:
+    """One stored passkey or security key of an account (satisfies :class:`.webauthn.KnownCredential`)."""
+
+    credential_id: bytes
+    username: str
+    public_key: bytes = field(repr=False)
+    sign_count: int
+    transports: tuple[str, ...]
+    aaguid: str
+    name: str
+    created_at: float
+    last_used_at: float | None
+
+    @classmethod
+    def _from_row(cls, row: Any) -> WebAuthnCredential:
+        return cls(
+            credential_id=_b64decode(row.credential_id),
+            username=row.username,
+            public_key=bytes(row.public_key),
+            sign_count=row.sign_count,
+            transports=tuple(row.transports.split()),
+            aaguid=row.aaguid,
+            name=row.name,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+        )
 
 
 @dataclass
@@ -701,9 +819,12 @@ class Store:
             )
 
     def reset(self, username: str) -> bool:
-        """Delete the factor, any pending enrollment and the recovery codes; sign out every session."""
+        """Delete the factor, its WebAuthn keys and challenges, any pending enrollment and the recovery codes; sign out
+        every session."""
         with self._transaction() as conn:
             conn.execute(recovery_codes.delete().where(recovery_codes.c.username == username))
+            conn.execute(webauthn_credentials.delete().where(webauthn_credentials.c.username == username))
+            conn.execute(webauthn_challenges.delete().where(webauthn_challenges.c.username == username))
             return self._update(
                 conn,
                 username,
@@ -720,6 +841,107 @@ class Store:
     def bump_epoch(self, username: str) -> bool:
         with self._transaction() as conn:
             return self._update(conn, username, epoch=accounts.c.epoch + 1)
+
+    # -- WebAuthn -----------------------------------------------------------------------------------------
+
+    def add_webauthn_credential(self, username: str, credential: NewCredential, name: str, now: float) -> bool:
+        """Store a verified credential for ``username``; False when that credential id is already stored
+        (for anyone: an id names one key, and a second account must not claim it)."""
+        values = {
+            "credential_id": _b64encode(credential.credential_id),
+            "username": username,
+            "public_key": credential.public_key,
+            "sign_count": credential.sign_count,
+            "transports": " ".join(credential.transports),
+            "aaguid": credential.aaguid,
+            "name": name,
+            "created_at": now,
+            "last_used_at": None,
+        }
+        with self._transaction() as conn:
+            self._ensure_row(conn, username)
+            return _insert_new(conn, webauthn_credentials, values)
+
+    def webauthn_credentials(self, username: str) -> list[WebAuthnCredential]:
+        """The account's credentials, oldest first."""
+        with self._transaction() as conn:
+            rows = conn.execute(_WEBAUTHN_CREDENTIALS, {"owner": username}).all()
+        return [WebAuthnCredential._from_row(row) for row in rows]
+
+    def rename_webauthn_credential(self, username: str, credential_id: bytes, name: str) -> bool:
+        with self._transaction() as conn:
+            result = conn.execute(
+                _RENAME_WEBAUTHN_CREDENTIAL, {"owner": username, "cid": _b64encode(credential_id), "new_name": name}
+            )
+        return result.rowcount == 1
+
+    def remove_webauthn_credential(self, username: str, credential_id: bytes) -> bool:
+        """Delete one of ``username``'s credentials; False when it has no such credential."""
+        with self._transaction() as conn:
+            result = conn.execute(_REMOVE_WEBAUTHN_CREDENTIAL, {"owner": username, "cid": _b64encode(credential_id)})
+        return result.rowcount == 1
+
+    def record_webauthn_use(
+        self, username: str, credential_id: bytes, old_count: int, new_count: int, now: float
+    ) -> bool:
+        """Store a login's new signature counter, only if the stored one is still ``old_count`` (what the
+        assertion was checked against). False means another login with the same key won the race (or the key
+        was removed meanwhile): the caller refuses this login."""
+        with self._transaction() as conn:
+            result = conn.execute(
+                _RECORD_WEBAUTHN_USE,
+                {
+                    "owner": username,
+                    "cid": _b64encode(credential_id),
+                    "old_count": old_count,
+                    "new_count": new_count,
+                    "used_at": now,
+                },
+            )
+        return result.rowcount == 1
+
+    def save_webauthn_challenge(
+        self, username: str, purpose: str, challenge: bytes, bound_to: str, expires_at: float, now: float
+    ) -> str:
+        """Keep a challenge until ``expires_at``; returns the id to take it back by. Expired challenges of
+        every account are deleted on the way, so the table holds only live ones."""
+        if purpose not in WEBAUTHN_PURPOSES:
+            raise ValueError(f"a WebAuthn challenge is for one of {sorted(WEBAUTHN_PURPOSES)}, not {purpose!r}")
+        if not bound_to:
+            raise ValueError("a WebAuthn challenge must be bound to the session or API client that asked")
+        challenge_id = secrets.token_urlsafe(32)
+        with self._transaction() as conn:
+            conn.execute(_FORGET_EXPIRED_CHALLENGES, {"now": now})
+            conn.execute(
+                webauthn_challenges.insert().values(
+                    id=challenge_id,
+                    username=username,
+                    purpose=purpose,
+                    challenge=challenge,
+                    bound_to=bound_to,
+                    expires_at=expires_at,
+                )
+            )
+        return challenge_id
+
+    def take_webauthn_challenge(
+        self, challenge_id: str, username: str, purpose: str, bound_to: str, now: float
+    ) -> bytes | None:
+        """The challenge saved under ``challenge_id``, deleted in the same statement, so of two processes at
+        most one gets it. None when it is unknown, already taken, expired, or was issued for another account,
+        purpose or session; a mismatched attempt still uses it up."""
+        with self._transaction() as conn:
+            row = conn.execute(_TAKE_WEBAUTHN_CHALLENGE, {"challenge_id": challenge_id}).first()
+        if row is None:
+            return None
+        matches = (
+            hmac.compare_digest(row.username.encode(), username.encode())
+            & hmac.compare_digest(row.purpose.encode(), purpose.encode())
+            & hmac.compare_digest(row.bound_to.encode(), bound_to.encode())
+        )
+        if not matches or row.expires_at <= now:
+            return None
+        return bytes(row.challenge)
 
     # -- keys ---------------------------------------------------------------------------------------------
 
@@ -757,8 +979,33 @@ def _add_guesses_v2(conn: Connection) -> None:
     metadata.create_all(conn, tables=[guesses])
 
 
+def _add_webauthn_v3(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[webauthn_credentials, webauthn_challenges])
+
+
 # _MIGRATIONS[n] upgrades a store from schema version n to n + 1; append, never edit.
-_MIGRATIONS = [_create_v1, _add_guesses_v2]
+_MIGRATIONS = [_create_v1, _add_guesses_v2, _add_webauthn_v3]
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _insert_new(conn: Connection, table: sa.Table, values: dict[str, Any]) -> bool:
+    """INSERT a row unless its primary key exists; True when this caller inserted it (told by RETURNING, which
+    both databases report reliably, where a rowcount after ON CONFLICT DO NOTHING depends on the driver)."""
+    dialect = conn.dialect.name
+    if dialect in _INSERT_OR_NOTHING:
+        return conn.execute(_insert_new_returning(dialect, table), values).first() is not None
+    key = table.primary_key.columns[0]
+    if conn.execute(sa.select(key).where(key == values[key.name])).first() is not None:
+        return False
+    conn.execute(table.insert().values(**values))
+    return True
 
 
 def _unused_recovery_hashes(conn: Connection, username: str) -> list[tuple[int, str]]:
@@ -803,3 +1050,8 @@ _INSERT_OR_NOTHING: dict[str, Callable[[sa.Table], Any]] = {"postgresql": postgr
 @functools.cache
 def _insert_or_nothing(dialect: str, table: sa.Table) -> Any:
     return _INSERT_OR_NOTHING[dialect](table).on_conflict_do_nothing()
+
+
+@functools.cache
+def _insert_new_returning(dialect: str, table: sa.Table) -> Any:
+    return _insert_or_nothing(dialect, table).returning(*table.primary_key.columns)

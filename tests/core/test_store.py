@@ -184,10 +184,12 @@ def test_a_version_1_store_is_upgraded_in_place(store_url: str, keyring: Keyring
     harness.store.close()
     with scratch_engine(store_url) as engine, engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE jupyter_2fa_guesses"))
+        conn.execute(sa.text("DROP TABLE jupyter_2fa_webauthn_credentials"))
+        conn.execute(sa.text("DROP TABLE jupyter_2fa_webauthn_challenges"))
         conn.execute(sa.text("UPDATE jupyter_2fa_meta SET value = '1' WHERE key = 'schema_version'"))
     upgraded = Harness(Store(store_url, keyring), FAST_SETTINGS)
     try:
-        assert upgraded.store.schema_version() == SCHEMA_VERSION == 2
+        assert upgraded.store.schema_version() == SCHEMA_VERSION == 3
         now = T0 + 60
         assert upgraded.verifier.verify(USER, enrolled.app.code(now), now).ok
         assert not upgraded.verifier.verify(USER, "", now, first_factor_ok=False, remote_addr="192.0.2.1").ok
@@ -327,6 +329,7 @@ def test_unusable_store_is_a_store_error(tmp_path: Path, make_url: Callable[[Pat
 def _drop_tables(url: str) -> None:
     with scratch_engine(url) as engine, engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE jupyter_2fa_recovery_codes"))
+        conn.execute(sa.text("DROP TABLE jupyter_2fa_webauthn_credentials"))
         conn.execute(sa.text("DROP TABLE jupyter_2fa_accounts"))
 
 
