@@ -248,7 +248,7 @@ def gate_requests_markdown(result: dict[str, Any]) -> list[str]:
         "carries none of it. Linking a device loads them (SQLAlchemy about 11 MiB, cryptography 6.5, qrcode and",
         "the Pillow it imports 5, the store's module 3.5, measured one by one) and hashes the recovery codes:",
         "Argon2id's 19 MiB working area stays in the malloc arena of the one thread that hashes (four workers kept",
-        "77 MiB before the hashes had a thread of their own, 769426e). A login adds the worker threads' stacks",
+        "77 MiB before the hashes had a thread of their own, 6d55693). A login adds the worker threads' stacks",
         "and the database connection.",
     ]
     return lines
