@@ -60,6 +60,13 @@ def self_times(frame: Frame, totals: dict[str, float]) -> None:
             self_times(child, totals)
 
 
+def call_tree(text: str) -> str:
+    """pyinstrument's report without its banner, which names the machine's clock and the script's full path."""
+    lines = text.splitlines()
+    start = next((n + 1 for n, line in enumerate(lines) if line.startswith("Profile at ")), 0)
+    return "\n".join(lines[start:]).strip("\n") + "\n"
+
+
 def profile_check(db_url: str, rounds: int) -> dict[str, Any]:
     store = Store(db_url, Keyring([Fernet.generate_key()], "benchmark"))
     try:
@@ -81,7 +88,7 @@ def profile_check(db_url: str, rounds: int) -> dict[str, Any]:
         assert root is not None
         totals: dict[str, float] = {}
         self_times(root, totals)
-        tree = profiler.output_text(unicode=False, color=False, show_all=False)
+        tree = call_tree(profiler.output_text(unicode=False, color=False, show_all=False))
     finally:
         store.close()
     wall = session.duration
