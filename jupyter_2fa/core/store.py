@@ -85,17 +85,23 @@ accounts = sa.Table(
     sa.Column("pending_relink", sa.Boolean, nullable=False, default=False),
 )
 
-recovery_codes = sa.Table(
-    "jupyter_2fa_recovery_codes",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column(
+
+def _owner_column() -> sa.Column[str]:
+    """The account a row belongs to (recovery codes, WebAuthn credentials), gone with the account."""
+    return sa.Column(
         "username",
         sa.String(255),
         sa.ForeignKey("jupyter_2fa_accounts.username", ondelete="CASCADE"),
         nullable=False,
         index=True,
-    ),
+    )
+
+
+recovery_codes = sa.Table(
+    "jupyter_2fa_recovery_codes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    _owner_column(),
     sa.Column("code_hash", sa.Text, nullable=False),
     sa.Column("used_at", sa.Float, nullable=True),
 )
@@ -118,13 +124,7 @@ webauthn_credentials = sa.Table(
     "jupyter_2fa_webauthn_credentials",
     metadata,
     sa.Column("credential_id", sa.String(1400), primary_key=True),
-    sa.Column(
-        "username",
-        sa.String(255),
-        sa.ForeignKey("jupyter_2fa_accounts.username", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _owner_column(),
     sa.Column("public_key", sa.LargeBinary, nullable=False),
     # The authenticator's signature counter at the last accepted login (0 for authenticators that do not count).
     sa.Column("sign_count", sa.BigInteger, nullable=False, default=0),
