@@ -23,6 +23,8 @@ STARTED_ELSEWHERE = (
 )
 CANCELLED = "The pending enrollment was cancelled. Nothing was linked."
 WRONG_NEW_CODE = "That code does not match the new device. Enter the code your app shows now."
+WEBAUTHN_OFF = "Passkeys and security keys are not enabled on this server."
+KEY_REQUIRED = "This account must log in with a passkey or security key: use the key button after your password."
 PICTURE_GONE = "This picture was shown already, or has expired."
 # A message, not a password (ruff's S105 goes by the name).
 TOKEN_NEEDS_BOTH_FACTORS = "An API token needs both factors: log in with your password and code, then create it."  # noqa: S105
@@ -46,6 +48,8 @@ def refusal(verdict: Verdict, help_text: str, invalid: str = INVALID) -> Refusal
     if verdict.outcome is Outcome.THROTTLED:
         wait = max(1, math.ceil(verdict.retry_after))  # never sooner than the wait: a client that obeys gets in
         return Refusal(429, f"Too many failed attempts. Wait {wait} s and try again.", wait)
+    if verdict.outcome is Outcome.KEY_REQUIRED:
+        return Refusal(403, KEY_REQUIRED)
     if verdict.outcome is Outcome.UNAVAILABLE:
         return Refusal(
             503,

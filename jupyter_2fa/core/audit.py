@@ -29,6 +29,9 @@ class Action(str, Enum):
     RECOVERY_CODE_USED = "recovery-code-used"
     RECOVERY_CODES_REGENERATED = "recovery-codes-regenerated"
     KEY_ROTATED = "key-rotated"
+    WEBAUTHN_ADDED = "webauthn-added"
+    WEBAUTHN_REMOVED = "webauthn-removed"
+    WEBAUTHN_CLONED = "webauthn-cloned"  # a key's signature counter went backwards: two copies of it exist
 
 
 @dataclass(frozen=True)

@@ -82,9 +82,12 @@ class Enrollment:
     """The device-linking state machine, on top of a :class:`Verifier` (and so its store and throttle)."""
 
     def __init__(self, verifier: Verifier) -> None:
+        from .passkeys import Passkeys  # here: passkeys.py builds on this module's errors
+
         self.verifier = verifier
         self.store = verifier.store
         self.settings = verifier.settings
+        self.passkeys = Passkeys(verifier)
 
     def begin(self, username: str, now: float, remote_addr: str | None = None) -> float:
         """Create a pending secret for a user whose password the caller has checked; returns its expiry.

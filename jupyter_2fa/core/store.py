@@ -22,6 +22,7 @@ import select
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -159,9 +160,16 @@ _recovery_codes_left = (
     .scalar_subquery()
     .label("recovery_codes_left")
 )
-_ACCOUNT = sa.select(accounts, _recovery_codes_left).where(accounts.c.username == sa.bindparam("name"))
+_webauthn_keys = (
+    sa.select(sa.func.count())
+    .select_from(webauthn_credentials)
+    .where(webauthn_credentials.c.username == accounts.c.username)
+    .scalar_subquery()
+    .label("webauthn_keys")
+)
+_ACCOUNT = sa.select(accounts, _recovery_codes_left, _webauthn_keys).where(accounts.c.username == sa.bindparam("name"))
 _ACCOUNTS_AFTER = (
-    sa.select(accounts, _recovery_codes_left)
+    sa.select(accounts, _recovery_codes_left, _webauthn_keys)
     .where(accounts.c.username > sa.bindparam("after"))
     .order_by(accounts.c.username)
     .limit(sa.bindparam("page"))
@@ -169,7 +177,7 @@ _ACCOUNTS_AFTER = (
 # One page by position, for the hub's admin list (``?offset=&limit=``, as JupyterHub's own API pages). The
 # database still steps over ``offset`` index entries, but nothing of them reaches Python.
 _ACCOUNTS_SLICE = (
-    sa.select(accounts, _recovery_codes_left)
+    sa.select(accounts, _recovery_codes_left, _webauthn_keys)
     .order_by(accounts.c.username)
     .limit(sa.bindparam("page"))
     .offset(sa.bindparam("skip"))
@@ -231,6 +239,10 @@ _WEBAUTHN_CREDENTIALS = (
     sa.select(webauthn_credentials)
     .where(webauthn_credentials.c.username == sa.bindparam("owner"))
     .order_by(webauthn_credentials.c.created_at, webauthn_credentials.c.credential_id)
+)
+_WEBAUTHN_CREDENTIAL = sa.select(webauthn_credentials).where(
+    webauthn_credentials.c.username == sa.bindparam("owner"),
+    webauthn_credentials.c.credential_id == sa.bindparam("cid"),
 )
 _RENAME_WEBAUTHN_CREDENTIAL = (
     webauthn_credentials.update()
@@ -302,6 +314,17 @@ _NO_PENDING: dict[str, Any] = dict(
 )
 
 
+class KeyChange(str, Enum):
+    """What registering or removing a passkey or security key did."""
+
+    ADDED = "added"
+    FIRST_FACTOR = "first-factor"  # added as the account's first factor: recovery codes set, sessions ended
+    DUPLICATE = "duplicate"  # that credential id is stored already (for this account or another)
+    REMOVED = "removed"
+    UNKNOWN = "unknown"  # the account has no such credential
+    LAST_FACTOR = "last-factor"  # not removed: it is the account's only factor
+
+
 class StoreUnavailable(StoreError):
     """The database cannot be reached or used; every login must fail closed."""
 
@@ -323,10 +346,17 @@ class Account:
     pending_shown: bool
     pending_relink: bool
     recovery_codes_left: int
+    webauthn_keys: int = 0  # passkeys and security keys registered
 
     @property
     def enrolled(self) -> bool:
+        """Whether an authenticator app is linked (the TOTP factor)."""
         return self.secret is not None
+
+    @property
+    def has_second_factor(self) -> bool:
+        """Whether any second factor is linked: the app, or at least one passkey or security key."""
+        return self.secret is not None or self.webauthn_keys > 0
 
 
 @dataclass(frozen=True)
@@ -442,6 +472,25 @@ class LoginCheck:
 
     def unused_recovery_hashes(self) -> list[tuple[int, str]]:
         return _unused_recovery_hashes(self.conn, self.username)
+
+    def take_webauthn_challenge(self, challenge_id: str, purpose: str, bound_to: str, now: float) -> bytes | None:
+        """As :meth:`Store.take_webauthn_challenge`, for this check's account, inside its transaction."""
+        return _take_webauthn_challenge(self.conn, challenge_id, self.username, purpose, bound_to, now)
+
+    def webauthn_credential(self, credential_id: bytes) -> WebAuthnCredential | None:
+        """This account's credential with ``credential_id``, if it has one."""
+        cid = _b64encode(credential_id)
+        row = self.conn.execute(_WEBAUTHN_CREDENTIAL, {"owner": self.username, "cid": cid}).first()
+        return None if row is None else WebAuthnCredential._from_row(row)
+
+    def accept_webauthn_use(self, credential: WebAuthnCredential, new_count: int, now: float) -> bool:
+        """Store a login's new signature counter (conditional on the one checked against, as
+        :meth:`Store.record_webauthn_use`) and clear the failures, in this check's transaction."""
+        cid, old = credential.credential_id, credential.sign_count
+        if not _record_webauthn_use(self.conn, self.username, cid, old, new_count, now):
+            return False
+        self.conn.execute(_COUNT_FAILURE, {"name": self.username, "new_failures": 0, "wait_until": None})
+        return True
 
 
 def default_sqlite_url(data_dir: Path) -> str:
@@ -847,6 +896,14 @@ class Store:
     def add_webauthn_credential(self, username: str, credential: NewCredential, name: str, now: float) -> bool:
         """Store a verified credential for ``username``; False when that credential id is already stored
         (for anyone: an id names one key, and a second account must not claim it)."""
+        return self.link_webauthn_credential(username, credential, name, now) is not KeyChange.DUPLICATE
+
+    def link_webauthn_credential(
+        self, username: str, credential: NewCredential, name: str, now: float, recovery_hashes: Sequence[str] = ()
+    ) -> KeyChange:
+        """Store a verified credential, as :meth:`add_webauthn_credential`. When it is the account's first
+        factor (no app, no other key, decided under the account's lock) and ``recovery_hashes`` are given, they
+        become its recovery codes and its sessions end, as when a first device is confirmed."""
         values = {
             "credential_id": _b64encode(credential.credential_id),
             "username": username,
@@ -860,7 +917,14 @@ class Store:
         }
         with self._transaction() as conn:
             self._ensure_row(conn, username)
-            return _insert_new(conn, webauthn_credentials, values)
+            account = conn.execute(_ACCOUNT.with_for_update(of=accounts), {"name": username}).mappings().one()
+            if not _insert_new(conn, webauthn_credentials, values):
+                return KeyChange.DUPLICATE
+            if account["secret"] is not None or account["webauthn_keys"] > 0 or not recovery_hashes:
+                return KeyChange.ADDED
+            self._replace_recovery_codes(conn, username, recovery_hashes)
+            self._update(conn, username, epoch=accounts.c.epoch + 1)
+            return KeyChange.FIRST_FACTOR
 
     def webauthn_credentials(self, username: str) -> list[WebAuthnCredential]:
         """The account's credentials, oldest first."""
@@ -877,9 +941,22 @@ class Store:
 
     def remove_webauthn_credential(self, username: str, credential_id: bytes) -> bool:
         """Delete one of ``username``'s credentials; False when it has no such credential."""
+        return self.unlink_webauthn_credential(username, credential_id) is KeyChange.REMOVED
+
+    def unlink_webauthn_credential(
+        self, username: str, credential_id: bytes, *, keep_a_factor: bool = False
+    ) -> KeyChange:
+        """Delete one of ``username``'s credentials; with ``keep_a_factor``, not the account's last factor
+        (decided under the account's lock, so two removals at once cannot leave it with none)."""
         with self._transaction() as conn:
+            account = conn.execute(_ACCOUNT.with_for_update(of=accounts), {"name": username}).mappings().first()
+            if account is None:
+                return KeyChange.UNKNOWN
+            if keep_a_factor and account["secret"] is None and account["webauthn_keys"] <= 1:
+                owned = conn.execute(_WEBAUTHN_CREDENTIAL, {"owner": username, "cid": _b64encode(credential_id)})
+                return KeyChange.LAST_FACTOR if owned.first() is not None else KeyChange.UNKNOWN
             result = conn.execute(_REMOVE_WEBAUTHN_CREDENTIAL, {"owner": username, "cid": _b64encode(credential_id)})
-        return result.rowcount == 1
+        return KeyChange.REMOVED if result.rowcount == 1 else KeyChange.UNKNOWN
 
     def record_webauthn_use(
         self, username: str, credential_id: bytes, old_count: int, new_count: int, now: float
@@ -888,17 +965,7 @@ class Store:
         assertion was checked against). False means another login with the same key won the race (or the key
         was removed meanwhile): the caller refuses this login."""
         with self._transaction() as conn:
-            result = conn.execute(
-                _RECORD_WEBAUTHN_USE,
-                {
-                    "owner": username,
-                    "cid": _b64encode(credential_id),
-                    "old_count": old_count,
-                    "new_count": new_count,
-                    "used_at": now,
-                },
-            )
-        return result.rowcount == 1
+            return _record_webauthn_use(conn, username, credential_id, old_count, new_count, now)
 
     def save_webauthn_challenge(
         self, username: str, purpose: str, challenge: bytes, bound_to: str, expires_at: float, now: float
@@ -931,17 +998,7 @@ class Store:
         most one gets it. None when it is unknown, already taken, expired, or was issued for another account,
         purpose or session; a mismatched attempt still uses it up."""
         with self._transaction() as conn:
-            row = conn.execute(_TAKE_WEBAUTHN_CHALLENGE, {"challenge_id": challenge_id}).first()
-        if row is None:
-            return None
-        matches = (
-            hmac.compare_digest(row.username.encode(), username.encode())
-            & hmac.compare_digest(row.purpose.encode(), purpose.encode())
-            & hmac.compare_digest(row.bound_to.encode(), bound_to.encode())
-        )
-        if not matches or row.expires_at <= now:
-            return None
-        return bytes(row.challenge)
+            return _take_webauthn_challenge(conn, challenge_id, username, purpose, bound_to, now)
 
     # -- keys ---------------------------------------------------------------------------------------------
 
@@ -1006,6 +1063,35 @@ def _insert_new(conn: Connection, table: sa.Table, values: dict[str, Any]) -> bo
         return False
     conn.execute(table.insert().values(**values))
     return True
+
+
+def _record_webauthn_use(
+    conn: Connection, username: str, credential_id: bytes, old_count: int, new_count: int, now: float
+) -> bool:
+    values = {
+        "owner": username,
+        "cid": _b64encode(credential_id),
+        "old_count": old_count,
+        "new_count": new_count,
+        "used_at": now,
+    }
+    return conn.execute(_RECORD_WEBAUTHN_USE, values).rowcount == 1
+
+
+def _take_webauthn_challenge(
+    conn: Connection, challenge_id: str, username: str, purpose: str, bound_to: str, now: float
+) -> bytes | None:
+    row = conn.execute(_TAKE_WEBAUTHN_CHALLENGE, {"challenge_id": challenge_id}).first()
+    if row is None:
+        return None
+    matches = (
+        hmac.compare_digest(row.username.encode(), username.encode())
+        & hmac.compare_digest(row.purpose.encode(), purpose.encode())
+        & hmac.compare_digest(row.bound_to.encode(), bound_to.encode())
+    )
+    if not matches or row.expires_at <= now:
+        return None
+    return bytes(row.challenge)
 
 
 def _unused_recovery_hashes(conn: Connection, username: str) -> list[tuple[int, str]]:

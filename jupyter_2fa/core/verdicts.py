@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 # The reasons of an accepted verdict that showed the device (the others let the password alone in): what a
 # session granted on them may do that a password-only one may not (cancel a re-link, mint a hub token).
-SECOND_FACTOR_REASONS = frozenset({"totp", "recovery-code"})
+SECOND_FACTOR_REASONS = frozenset({"totp", "recovery-code", "webauthn"})
 
 
 class Outcome(str, Enum):
@@ -21,6 +21,8 @@ class Outcome(str, Enum):
     THROTTLED = "throttled"
     LOCKED = "locked"
     NOT_ENROLLED = "not-enrolled"
+    # The password was right, but this account must log in with a passkey or security key, not a code.
+    KEY_REQUIRED = "key-required"
     UNAVAILABLE = "unavailable"  # the store failed: fail closed
 
 

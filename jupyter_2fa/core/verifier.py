@@ -19,6 +19,7 @@ from .store import Account, GuessKeys, LoginCheck, Store
 from .throttle import name_key
 from .totp import InvalidCode, looks_like_totp, matching_step, normalize_code
 from .verdicts import Attempt, Outcome, Verdict
+from .webauthn import ClonedAuthenticator, CredentialRefused, KeyAssertion, UserNotVerified, verify_assertion
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class Verifier:
         remote_addr: str | None = None,
         device: str | None = None,
     ) -> Verdict:
-        """Check ``code`` (a TOTP code or a recovery code) for ``username`` at Unix time ``now``.
+        """Check ``code`` (a TOTP code, a recovery code or a :class:`KeyAssertion`) for ``username`` at Unix
+        time ``now``.
 
         ``first_factor_ok`` is the front-end's password check; passing it in lets a wrong password and a wrong
         code take the same path, so they are throttled alike and answered alike. ``device`` names a browser
@@ -73,13 +75,16 @@ class Verifier:
         trusted_network: bool = False,
         password_alone_allowed: bool = False,
         device: str | None = None,
+        key_required: bool = False,
     ) -> Verdict:
         """A login decision, the same for every front-end.
 
         From a trusted network the password is enough; so it is for a user without a device while the
-        optional rollout policy allows it; otherwise the code is checked as :meth:`verify` does.
+        optional rollout policy allows it; otherwise the code or key is checked as :meth:`verify` does.
+        ``key_required``: this account must use a phishing-resistant factor (a passkey or security key); a
+        code gets :attr:`Outcome.KEY_REQUIRED`, and so does the trusted network (it stands in for a code).
         """
-        if trusted_network:
+        if trusted_network and not key_required:
             return self.verify_password_only(
                 username, first_factor_ok, now, "trusted-network", remote_addr=remote_addr, device=device
             )
@@ -88,7 +93,9 @@ class Verifier:
             username,
             now,
             remote_addr,
-            lambda: self._checked(username, now, remote_addr, code, first_factor_ok, device, password_alone_allowed),
+            lambda: self._checked(
+                username, now, remote_addr, code, first_factor_ok, device, password_alone_allowed, key_required
+            ),
         )
 
     def verify_password_only(
@@ -148,6 +155,7 @@ class Verifier:
         first_factor_ok: bool,
         device: str | None,
         password_alone_allowed: bool = False,
+        key_required: bool = False,
     ) -> Verdict:
         """Password policy, throttle, factor, replay guard and the resulting counts: one transaction, one commit.
 
@@ -156,10 +164,12 @@ class Verifier:
         """
         with self._checking(username, now, remote_addr, device) as check:
             decided = self._check_password(check, first_factor_ok, now, remote_addr, device) or self._check_factor(
-                check, code, now, password_alone_allowed
+                check, code, now, password_alone_allowed, key_required
             )
         if isinstance(decided, _RecoveryAttempt):
             decided = self._check_recovery_code(username, decided, now, remote_addr)
+        if decided.reason == "cloned-key":
+            self._record(Action.WEBAUTHN_CLONED, username, decided, now, remote_addr)
         if not decided.ok and check.counted == self.settings.throttle.lockout_threshold:
             self._record(Action.LOCK, username, Verdict(Outcome.LOCKED, "too-many-failures"), now, remote_addr)
         return decided
@@ -208,17 +218,21 @@ class Verifier:
         return self._locked(check.account) or Verdict(Outcome.ACCEPTED, reason, epoch=check.account.epoch)
 
     def _check_factor(
-        self, check: LoginCheck, code: object, now: float, password_alone_allowed: bool
+        self, check: LoginCheck, code: object, now: float, password_alone_allowed: bool, key_required: bool = False
     ) -> Verdict | _RecoveryAttempt:
         account = check.account
-        if account is None or not account.enrolled:
-            if password_alone_allowed:
+        if account is None or not account.has_second_factor:
+            if password_alone_allowed and not key_required:
                 return self._password_alone(check, "optional-policy")
             return (account and self._locked(account)) or Verdict(Outcome.NOT_ENROLLED, "not-enrolled")
         refusal = self._refusal(account, now)
         if refusal is not None:
             return refusal
-        if isinstance(code, str) and looks_like_totp(code, self.settings.totp.digits):
+        if isinstance(code, KeyAssertion):
+            verdict = self._check_key(check, account, code, now)
+        elif key_required:  # asked before the code is looked at: the answer says nothing about it
+            return Verdict(Outcome.KEY_REQUIRED, "key-required")
+        elif isinstance(code, str) and looks_like_totp(code, self.settings.totp.digits):
             verdict = self._check_totp(check, account, code, now)
         else:
             try:
@@ -269,7 +283,8 @@ class Verifier:
             self._record(Action.LOCK, attempt.account.username, lock, now, remote_addr)
 
     def _check_totp(self, check: LoginCheck, account: Account, code: str, now: float) -> Verdict:
-        assert account.secret is not None
+        if account.secret is None:  # only keys are linked: no code can be right
+            return Verdict(Outcome.INVALID, "wrong-code")
         secret = self.store.keyring.decrypt(account.secret)
         normalized = normalize_code(code, self.settings.totp.digits)
         step = matching_step(secret, normalized, now, self.settings.window, self.settings.totp)
@@ -278,6 +293,30 @@ class Verifier:
         if not check.accept_step(step):
             return Verdict(Outcome.INVALID, "replayed-code")
         return Verdict(Outcome.ACCEPTED, "totp", epoch=account.epoch)
+
+    def _check_key(self, check: LoginCheck, account: Account, key: KeyAssertion, now: float) -> Verdict:
+        """A passkey's or security key's signature: the challenge this session was given (used up either
+        way), one of the account's keys, the signature with user verification, a counter that moved on.
+        The new counter is stored in this check's transaction, so of two logins racing with one signature
+        at most one wins."""
+        challenge = check.take_webauthn_challenge(key.challenge_id, "authenticate", key.bound_to, now)
+        if challenge is None:
+            return Verdict(Outcome.INVALID, "webauthn-challenge")
+        credential_id = key.credential_id
+        credential = check.webauthn_credential(credential_id) if credential_id else None
+        if credential is None:
+            return Verdict(Outcome.INVALID, "wrong-key")
+        try:
+            new_count = verify_assertion(key.relying_party, challenge, key.response_json, credential)
+        except ClonedAuthenticator:
+            return Verdict(Outcome.INVALID, "cloned-key")
+        except UserNotVerified:
+            return Verdict(Outcome.INVALID, "key-not-verified")
+        except CredentialRefused:
+            return Verdict(Outcome.INVALID, "wrong-key")
+        if not check.accept_webauthn_use(credential, new_count, now):
+            return Verdict(Outcome.INVALID, "replayed-key")
+        return Verdict(Outcome.ACCEPTED, "webauthn", epoch=account.epoch)
 
     def _check_recovery_code(
         self, username: str, attempt: _RecoveryAttempt, now: float, remote_addr: str | None

@@ -15,11 +15,13 @@ the session that asked, so they work across hub processes.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -143,6 +145,31 @@ class KnownCredential(Protocol):
     def public_key(self) -> bytes: ...
     @property
     def sign_count(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class KeyAssertion:
+    """A login's answer from a passkey or security key, with what it is checked against: the browser's
+    response (``PublicKeyCredential.toJSON()``), the challenge it answers (saved in the store under
+    ``challenge_id`` for the session ``bound_to``) and the relying party the page belongs to."""
+
+    response_json: str = field(repr=False)
+    challenge_id: str = field(repr=False)
+    bound_to: str = field(repr=False)
+    relying_party: RelyingParty
+
+    @property
+    def credential_id(self) -> bytes | None:
+        """The id of the key that signed, as the response names it; None when it names none readable.
+
+        >>> KeyAssertion('{"rawId": "AAEC"}', "c", "s", RelyingParty("localhost", "L", "http://localhost")).credential_id
+        b'\\x00\\x01\\x02'
+        """
+        try:
+            named = json.loads(self.response_json).get("rawId")
+            return base64.urlsafe_b64decode(named + "=" * (-len(named) % 4)) if isinstance(named, str) else None
+        except (ValueError, AttributeError, binascii.Error):
+            return None
 
 
 def new_challenge() -> bytes:

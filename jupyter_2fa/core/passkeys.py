@@ -1,0 +1,216 @@
+"""Passkeys and security keys (WebAuthn) of an account: the ceremonies' options, registering, renaming,
+removing. Logging in with a key is the verifier's (:meth:`Verifier.login` with a :class:`KeyAssertion`).
+
+Every step that hands out options checks the password first (throttled like a login's), so a stranger can
+neither learn which keys an account has nor fill the store with challenges. Registering beside a linked
+factor also needs that factor, as a re-link does: a current code, a recovery code, or a browser session that
+was opened with one of the account's keys.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import TYPE_CHECKING
+
+from . import recovery
+from .audit import Action
+from .enrollment import CodeRejected, EnrollmentError
+from .store import KeyChange, WebAuthnCredential
+from .webauthn import (
+    CEREMONY_TIMEOUT_MS,
+    CredentialRefused,
+    RelyingParty,
+    UserNotVerified,
+    authentication_options,
+    registration_options,
+    verify_registration,
+)
+
+if TYPE_CHECKING:
+    from .verifier import Verifier
+
+# A challenge lives as long as the browser's ceremony, and a little longer for the request that answers it.
+CHALLENGE_LIFETIME = CEREMONY_TIMEOUT_MS / 1000 + 30
+MAX_KEYS = 20  # per account: more is a mistake or an attack on the store
+MAX_NAME_CHARS = 64
+DEFAULT_KEY_NAME = "Security key"
+
+
+class KeyStepError(EnrollmentError):
+    """A key step that cannot go on (its message is for the user)."""
+
+    reason = "webauthn-error"
+
+
+class NoKeys(KeyStepError):
+    reason = "no-keys"
+
+
+class LastFactor(KeyStepError):
+    reason = "last-factor"
+
+
+class UnknownKey(KeyStepError):
+    reason = "unknown-key"
+
+
+def key_name(typed: object) -> str:
+    """A key's name as typed, tidied: outer spaces gone, at most :data:`MAX_NAME_CHARS`, no control characters;
+    empty means :data:`DEFAULT_KEY_NAME`.
+
+    >>> key_name("  YubiKey 5C "), key_name("")
+    ('YubiKey 5C', 'Security key')
+    """
+    if not isinstance(typed, str):
+        raise KeyStepError("a key's name must be text")
+    name = typed.strip()
+    if len(name) > MAX_NAME_CHARS:
+        raise KeyStepError(f"a key's name has at most {MAX_NAME_CHARS} characters")
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        raise KeyStepError("a key's name must not contain control characters")
+    return name or DEFAULT_KEY_NAME
+
+
+class Passkeys:
+    """The key steps of one store, audited and throttled through ``verifier``."""
+
+    def __init__(self, verifier: Verifier) -> None:
+        self.verifier = verifier
+        self.store = verifier.store
+
+    def login_options(
+        self,
+        username: str,
+        relying_party: RelyingParty,
+        bound_to: str,
+        now: float,
+        *,
+        first_factor_ok: bool,
+        remote_addr: str | None = None,
+    ) -> tuple[str, str]:
+        """After the password: ``navigator.credentials.get()`` options for the account's keys, and the id of the
+        challenge (kept in the store for ``bound_to``, the session that asked). :class:`NoKeys` when it has none."""
+        self._password(username, first_factor_ok, now, remote_addr, "webauthn-login")
+        keys = self.store.webauthn_credentials(username)
+        if not keys:
+            raise NoKeys("No passkey or security key is registered for this account: use the code from your app.")
+        options, challenge = authentication_options(relying_party, [key.credential_id for key in keys])
+        return options, self._keep(username, "authenticate", challenge, bound_to, now)
+
+    def registration_options(
+        self,
+        username: str,
+        relying_party: RelyingParty,
+        bound_to: str,
+        now: float,
+        *,
+        first_factor_ok: bool,
+        code: object = "",
+        key_session: bool = False,
+        remote_addr: str | None = None,
+    ) -> tuple[str, str]:
+        """After the password, and the current factor when one is linked (``code``; or ``key_session``, a
+        browser session opened with one of the account's keys): ``navigator.credentials.create()`` options and
+        the challenge's id."""
+        account = self.store.get(username)
+        if account is not None and account.has_second_factor and not key_session:
+            self._prove_factor(username, code, now, remote_addr, first_factor_ok)
+        else:
+            self._password(username, first_factor_ok, now, remote_addr, "webauthn-registration")
+        keys = self.store.webauthn_credentials(username)
+        if len(keys) >= MAX_KEYS:
+            raise KeyStepError(f"An account has at most {MAX_KEYS} keys: remove one first.")
+        options, challenge = registration_options(relying_party, username, [key.credential_id for key in keys])
+        return options, self._keep(username, "register", challenge, bound_to, now)
+
+    def register(
+        self,
+        username: str,
+        relying_party: RelyingParty,
+        challenge_id: str,
+        bound_to: str,
+        response_json: str,
+        name: object,
+        now: float,
+        remote_addr: str | None = None,
+    ) -> tuple[WebAuthnCredential, list[str]]:
+        """Store the key the browser created for :meth:`registration_options`' challenge. Returns it, and the
+        account's new recovery codes when it is its first factor (show them once), else an empty list.
+
+        Raises :class:`.CredentialRefused` (or :class:`.UserNotVerified`) for a response that does not hold."""
+        tidy_name = key_name(name)
+        challenge = self.store.take_webauthn_challenge(challenge_id, username, "register", bound_to, now)
+        if challenge is None:
+            self._audit(Action.WEBAUTHN_ADDED, username, "failure", "webauthn-challenge", now, remote_addr)
+            raise KeyStepError("This key registration expired or was started elsewhere: start it again.")
+        try:
+            new = verify_registration(relying_party, challenge, response_json)
+        except CredentialRefused as err:
+            reason = "key-not-verified" if isinstance(err, UserNotVerified) else "wrong-key"
+            self._audit(Action.WEBAUTHN_ADDED, username, "failure", reason, now, remote_addr)
+            raise
+        account = self.store.get(username)
+        first = account is None or not account.has_second_factor
+        codes = recovery.new_codes(self.verifier.settings.recovery_code_count) if first else []
+        hashes = [recovery.hash_code(code) for code in codes]
+        change = self.store.link_webauthn_credential(username, new, tidy_name, now, hashes)
+        if change is KeyChange.DUPLICATE:
+            self._audit(Action.WEBAUTHN_ADDED, username, "failure", "duplicate", now, remote_addr)
+            raise KeyStepError("This key is registered already.")
+        self._audit(Action.WEBAUTHN_ADDED, username, "success", change.value, now, remote_addr)
+        stored = next(
+            key for key in self.store.webauthn_credentials(username) if key.credential_id == new.credential_id
+        )
+        return stored, codes if change is KeyChange.FIRST_FACTOR else []
+
+    def rename(self, username: str, credential_id: bytes, name: object) -> WebAuthnCredential:
+        tidy_name = key_name(name)
+        if not self.store.rename_webauthn_credential(username, credential_id, tidy_name):
+            raise UnknownKey("There is no such key on this account.")
+        return next(key for key in self.store.webauthn_credentials(username) if key.credential_id == credential_id)
+
+    def remove(
+        self,
+        username: str,
+        credential_id: bytes,
+        now: float,
+        *,
+        first_factor_ok: bool,
+        remote_addr: str | None = None,
+    ) -> None:
+        """Remove one key after the password; never the account's last factor (an admin's reset does that)."""
+        self._password(username, first_factor_ok, now, remote_addr, "webauthn-removal")
+        change = self.store.unlink_webauthn_credential(username, credential_id, keep_a_factor=True)
+        if change is KeyChange.LAST_FACTOR:
+            raise LastFactor(
+                "This is the account's only second factor: link the app or another key first "
+                "(or ask an admin to reset the account)."
+            )
+        if change is not KeyChange.REMOVED:
+            raise UnknownKey("There is no such key on this account.")
+        self._audit(Action.WEBAUTHN_REMOVED, username, "success", "removed", now, remote_addr)
+
+    # -- steps shared by the verbs ---------------------------------------------------------------------------
+
+    def _prove_factor(
+        self, username: str, code: object, now: float, remote_addr: str | None, first_factor_ok: bool
+    ) -> None:
+        verdict = self.verifier.verify(username, code, now, first_factor_ok=first_factor_ok, remote_addr=remote_addr)
+        if not verdict.ok:
+            self._audit(Action.WEBAUTHN_ADDED, username, "failure", verdict.reason, now, remote_addr)
+            raise CodeRejected("the current code was not accepted", verdict)
+
+    def _password(self, username: str, first_factor_ok: bool, now: float, remote_addr: str | None, why: str) -> None:
+        verdict = self.verifier.verify_password_only(
+            username, first_factor_ok, now, why, remote_addr=remote_addr, action=Action.PASSWORD_CHECK
+        )
+        if not verdict.ok:
+            raise CodeRejected("the password was not accepted", verdict)
+
+    def _keep(self, username: str, purpose: str, challenge: bytes, bound_to: str, now: float) -> str:
+        return self.store.save_webauthn_challenge(username, purpose, challenge, bound_to, now + CHALLENGE_LIFETIME, now)
+
+    def _audit(
+        self, action: Action, username: str, outcome: str, reason: str, now: float, remote_addr: str | None
+    ) -> None:
+        self.verifier.record(action, username, outcome, reason, remote_addr, now)
