@@ -1,7 +1,8 @@
-"""`jupyter 2fa`: link a device from a terminal, and the admin's tools (status, list, reset, unlock, keys)."""
+"""`jupyter 2fa`: link a device from a terminal, and the admin's tools (status, list, reset, unlock, rotate-key)."""
 
 from __future__ import annotations
 
+import base64
 import getpass
 import itertools
 import logging
@@ -22,10 +23,13 @@ from .config import TwoFactorConfig
 from .core import CodeRejected, Enrollment, Keyring, Outcome, StoreError, TwoFactorError
 from .core.audit import Action
 from .core.keys import new_key, write_key_file
+from .core.store import Account, WebAuthnCredential
 
 USAGE_ERROR = 2  # like argparse: the command line itself was wrong
 REFUSED = 1  # the command was understood but could not be done
 CODE_TRIES = 3
+KEY_ID_SHOWN = 8  # base64url characters of a credential id that `status` shows: 48 bits, never the whole id
+KEY_NAME_SHOWN = 64  # characters of a key's name that `status` shows
 
 aliases = {**base_aliases, "db-url": "TwoFactorConfig.db_url"}
 flags = dict(base_flags)
@@ -119,6 +123,60 @@ def _when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _shown(text: str, limit: int = 0) -> str:
+    r"""``text`` from outside (a user name, a key's transports), safe to print on an admin's terminal.
+
+    Control and format characters (ESC and C1 sequences, bidi overrides, line breaks) are written as escapes,
+    so the text cannot move the cursor, recolour the screen or forge a line such as ``locked: no``. With
+    ``limit``, longer text is cut and ends in ``...``.
+
+    >>> print(_shown("Yubi\x1b[2JKey\u202e\n"))
+    Yubi\x1b[2JKey\u202e\n
+    >>> _shown("a" * 10, limit=6)
+    'aaa...'
+    """
+    if limit and len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def _quoted(text: str, limit: int) -> str:
+    r"""A name chosen in a browser, in quotes and escaped as Python writes a string (so always one safe line).
+
+    >>> print(_quoted('My "key"\x1b]0;owned\x07', 64))
+    'My "key"\x1b]0;owned\x07'
+    """
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _key_id(credential: WebAuthnCredential) -> str:
+    """The first characters of the key's credential id (base64url), enough to tell an account's keys apart.
+
+    Never the whole id: it names the key to every site that asks, so it stays out of screens and logs.
+    """
+    encoded = base64.urlsafe_b64encode(credential.credential_id).decode("ascii").rstrip("=")
+    return encoded[:KEY_ID_SHOWN] + "..."
+
+
+def _key_line(credential: WebAuthnCredential) -> str:
+    """One `status` line per key; the label is fixed text, so no key name can pass for another field."""
+    label = f"  key {_key_id(credential)}:"
+    transports = ", ".join(_shown(t, limit=20) for t in credential.transports) or "not reported"
+    last_used = "never" if credential.last_used_at is None else _when(credential.last_used_at)
+    return (
+        f"{label:<20} {_quoted(credential.name, KEY_NAME_SHOWN)}, added {_when(credential.created_at)}, "
+        f"last used {last_used}, transports {transports}"
+    )
+
+
+def _second_factor(account: Account | None, credentials: list[WebAuthnCredential]) -> str:
+    """The `second factor` line: the app or a key counts (``Account.has_second_factor``), since the oldest."""
+    if account is None or not account.has_second_factor:
+        return "not linked"
+    since = [t for t in (account.activated_at, *(c.created_at for c in credentials)) if t is not None]
+    return f"linked since {_when(min(since))}" if since else "linked"
+
+
 def _read_code(prompt: str) -> str | None:
     try:
         return input(prompt)
@@ -136,6 +194,14 @@ def _print_recovery_codes(codes: list[str]) -> None:
     print("Store these now, somewhere safe and away from your phone. They will not be shown again.")
 
 
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _keys(count: int) -> str:
+    return f"{count} passkey or security key" if count == 1 else f"{count} passkeys or security keys"
+
+
 def _refusal_message(err: CodeRejected) -> str:
     if err.verdict.outcome is Outcome.LOCKED:
         return "the account is locked after too many failed attempts; ask an administrator to unlock it"
@@ -149,7 +215,8 @@ class EnrollApp(TwoFactorCommand):
     description = """Link an authenticator app to USER (default: you).
 
     Shows the QR code and the manual key once, asks for a code from the app to confirm the link, then prints
-    single-use recovery codes once. Refuses when USER already has an active second factor.
+    single-use recovery codes once. Refuses when USER already has an active second factor: an authenticator app,
+    or a passkey or security key (this command cannot check a key, so it adds no app beside one).
     """
     examples = """
     jupyter 2fa enroll
@@ -167,6 +234,12 @@ class EnrollApp(TwoFactorCommand):
             self.fail(
                 f"{user} already has an active second factor. To link a new device, an administrator "
                 f"runs `jupyter 2fa reset {user}` first."
+            )
+        if account is not None and account.has_second_factor:
+            self.fail(
+                f"{user} already has an active second factor ({_keys(account.webauthn_keys)}). To link an "
+                f"authenticator app here instead, an administrator runs `jupyter 2fa reset {user}` first, which "
+                "also removes the keys."
             )
         try:
             enrollment.begin(user, time.time())
@@ -211,19 +284,31 @@ class EnrollApp(TwoFactorCommand):
 
 class StatusApp(TwoFactorCommand):
     name = "status"
-    description = "Show whether USER (default: you) has a linked device, recovery codes left, and lock state."
+    description = """Show whether USER (default: you) has a second factor: the authenticator app, and each
+    passkey or security key (name, when added and last used, how the browser reached it); recovery codes left,
+    and lock state.
+
+    A key is shown by the first characters of its credential id, never the whole id nor its public key.
+    """
     examples = "jupyter 2fa status\njupyter 2fa status alice"
 
     def run(self) -> None:
         user = self.username()
         enrollment = self.enrollment()
-        account = enrollment.store.get(user)
+        store = enrollment.store
+        account = store.get(user)
+        credentials = store.webauthn_credentials(user) if account is not None and account.webauthn_keys else []
         policy = enrollment.settings.throttle
         print(f"user:                {user}")
-        if account is None or not account.enrolled:
-            print("second factor:       not linked")
-        else:
-            print(f"second factor:       linked since {_when(account.activated_at)}")
+        print(f"second factor:       {_second_factor(account, credentials)}")
+        app = (
+            f"linked since {_when(account.activated_at)}" if account is not None and account.enrolled else "not linked"
+        )
+        print(f"authenticator app:   {app}")
+        print(f"security keys:       {len(credentials)}")
+        for credential in credentials:
+            print(_key_line(credential))
+        if account is not None and account.has_second_factor:
             print(f"recovery codes left: {account.recovery_codes_left}")
         if account is not None and account.pending_secret is not None:
             print(f"pending enrollment:  until {_when(account.pending_expires_at)}")
@@ -234,7 +319,12 @@ class StatusApp(TwoFactorCommand):
 
 class ListApp(TwoFactorCommand):
     name = "list"
-    description = "List every account in the store with its 2FA state."
+    description = """List every account in the store with its 2FA state.
+
+    LINKED: any second factor (the app or a key); KEYS: passkeys and security keys; APP and SINCE: the
+    authenticator app and when it was linked; CODES: recovery codes left; FAILS and LOCKED: failed attempts;
+    PENDING: an app link begun but not confirmed.
+    """
     max_args = 0
 
     def run(self) -> None:
@@ -246,12 +336,15 @@ class ListApp(TwoFactorCommand):
         if first is None:
             print("No accounts in the 2FA store.")
             return
-        print(f"{'USER':<24} {'LINKED':<7} {'SINCE':<21} {'CODES':>5} {'FAILS':>5} {'LOCKED':<6} PENDING")
+        print(
+            f"{'USER':<24} {'LINKED':<6} {'KEYS':>4} {'APP':<3} {'SINCE':<21} {'CODES':>5} {'FAILS':>5} "
+            f"{'LOCKED':<6} PENDING"
+        )
         for a in itertools.chain([first], accounts):
             print(
-                f"{a.username:<24} {'yes' if a.enrolled else 'no':<7} {_when(a.activated_at):<21} "
-                f"{a.recovery_codes_left:>5} {a.failures:>5} {'yes' if policy.is_locked(a.failures) else 'no':<6} "
-                f"{'yes' if a.pending_secret is not None else 'no'}"
+                f"{_shown(a.username):<24} {_yes(a.has_second_factor):<6} {a.webauthn_keys:>4} {_yes(a.enrolled):<3} "
+                f"{_when(a.activated_at):<21} {a.recovery_codes_left:>5} {a.failures:>5} "
+                f"{_yes(policy.is_locked(a.failures)):<6} {_yes(a.pending_secret is not None)}"
             )
 
     def username_check(self) -> None:
@@ -275,11 +368,15 @@ class _AdminCommand(TwoFactorCommand):
 
 class ResetApp(_AdminCommand):
     name = "reset"
-    description = """Admin: delete USER's second factor and recovery codes, and sign out their sessions,
-    so they can link a new device (for a lost or replaced phone)."""
+    description = """Admin: delete USER's second factor (the authenticator app and every passkey and security
+    key) and their recovery codes, and sign out their sessions, so they can link a new device (for a lost or
+    replaced phone or key)."""
     examples = "jupyter 2fa reset alice"
     action = Enrollment.reset
-    done = "Reset {user}: their device is unlinked; they can now link a new one."
+    done = (
+        "Reset {user}: their authenticator app, every passkey and security key and their recovery codes are "
+        "removed, and their sessions signed out; they can now link a new device."
+    )
     nothing = "{user} is not in the 2FA store; nothing to reset"
 
 
@@ -295,16 +392,21 @@ class UnlockApp(_AdminCommand):
 class RecoveryCodesApp(TwoFactorCommand):
     name = "recovery-codes"
     description = """Replace USER's (default: your) recovery codes with new ones, after a current code from the
-    app (or an unused recovery code). The old codes stop working."""
+    app (or an unused recovery code: the only way for an account with passkeys or security keys alone, as a
+    terminal cannot use a key). The old codes stop working."""
     examples = "jupyter 2fa recovery-codes"
 
     def run(self) -> None:
         user = self.username()
         enrollment = self.enrollment()
         account = enrollment.store.get(user)
-        if account is None or not account.enrolled:
+        if account is None or not account.has_second_factor:
             self.fail(f"{user} has no linked device; run `jupyter 2fa enroll` first")
-        code = _read_code(f"Enter the current {enrollment.settings.totp.digits}-digit code from your app: ")
+        if account.enrolled:
+            prompt = f"Enter the current {enrollment.settings.totp.digits}-digit code from your app: "
+        else:
+            prompt = "Enter an unused recovery code (a security key cannot be used here): "
+        code = _read_code(prompt)
         if code is None:
             self.fail("no code entered; nothing changed")
         try:
@@ -396,7 +498,7 @@ class DisableApp(_GateSwitch):
 class TwoFactorApp(JupyterApp):
     name = "jupyter-2fa"
     version = __version__
-    description = """Two-factor authentication (password + TOTP) for Jupyter.
+    description = """Two-factor authentication (password + TOTP, passkeys or security keys) for Jupyter.
 
     Link a device, check status, and (admins) reset or unlock accounts in the 2FA store.
     """
@@ -404,7 +506,7 @@ class TwoFactorApp(JupyterApp):
     jupyter 2fa enroll                 # link your phone (shows a QR code once)
     jupyter 2fa status
     jupyter 2fa list                   # admin: every account
-    jupyter 2fa reset alice            # admin: lost phone; alice links a new one
+    jupyter 2fa reset alice            # admin: lost phone or key; alice links a new one
     jupyter 2fa unlock alice
     jupyter 2fa recovery-codes         # new recovery codes
     jupyter 2fa rotate-key             # re-encrypt secrets under a new key

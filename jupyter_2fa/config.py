@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from jupyter_core.paths import jupyter_data_dir
 from traitlets import CaselessStrEnum, Float, Int, List, TraitError, Unicode, default, validate
@@ -23,6 +24,7 @@ from .core.totp import TOTPParameters
 
 if TYPE_CHECKING:
     from .core import Enrollment, Keyring
+    from .core.webauthn import RelyingParty
 
 
 def parse_deadline(text: str) -> float:
@@ -352,6 +354,85 @@ class TwoFactorConfig(LoggingConfigurable):
         """,
     )
 
+    factors = List(
+        CaselessStrEnum(["totp", "webauthn"]),
+        default_value=["totp", "webauthn"],
+        config=True,
+        help="""The second factors users may link and log in with: ``totp`` (a code from an authenticator app)
+        and ``webauthn`` (passkeys, security keys and platform authenticators such as Touch ID or Windows
+        Hello). Default: both.
+
+        Without ``totp``, every login needs a key (as ``webauthn_required_for = "everyone"``) and the pages
+        stop offering the app. Without ``webauthn``, the key endpoints answer 404 and the pages show no key
+        button; keys already registered stay in the store, unused.
+
+        .. versionadded:: 0.2
+        """,
+    )
+
+    webauthn_required_for = CaselessStrEnum(
+        ["nobody", "admins", "everyone"],
+        default_value="nobody",
+        config=True,
+        help="""Who must log in with a phishing-resistant factor (a passkey or security key), not a code:
+        ``nobody`` (default), ``admins`` (JupyterHub's admin users; on a single server its one user, who
+        administers it) or ``everyone``. For them a code, a recovery code or a trusted network is refused
+        after the password, with a message saying a key is needed; a user without a key registers one first
+        (password and app code, on the 2FA page). See also ``webauthn_required_groups`` on the hub.
+
+        A code can be phished in real time by a fake login page; a key's signature names the page's origin.
+        NIST SP 800-63B-4 asks verifiers at AAL2 to offer such a factor, and AAL3 to require it.
+
+        .. versionadded:: 0.2
+        """,
+    )
+
+    webauthn_required_groups = List(
+        Unicode(),
+        config=True,
+        help="""JupyterHub groups whose members must log in with a passkey or security key, as
+        ``webauthn_required_for`` says for admins. Hub only. Default: none.
+
+        .. versionadded:: 0.2
+        """,
+    )
+
+    webauthn_rp_id = Unicode(
+        "",
+        config=True,
+        help="""The WebAuthn relying-party id: the host name keys are registered to, e.g. ``hub.example.org``
+        (or its parent domain, ``example.org``, to let keys work on every host below it). Default: the host
+        name of the request, which is right for a single server on ``localhost``; set it on a hub, so a
+        request's ``Host`` header never decides it.
+
+        It must be a host name: browsers refuse WebAuthn on an IP address, so open a server on 127.0.0.1
+        as ``http://localhost:8888`` to use a key. Keys registered under one id do not work under another:
+        changing it means every user registers their keys again.
+
+        .. versionadded:: 0.2
+        """,
+    )
+
+    webauthn_rp_name = Unicode(
+        "",
+        config=True,
+        help="""The name browsers show when a key is registered or used. Default: ``issuer``.
+
+        .. versionadded:: 0.2
+        """,
+    )
+
+    webauthn_origin = Unicode(
+        "",
+        config=True,
+        help="""The origin (``https://host[:port]``) users' browsers open the login page at, which signed
+        key responses must name. Default: the request's own scheme and host, which is right unless a proxy
+        changes either. Browsers allow WebAuthn only on ``https`` origins and on ``http://localhost``.
+
+        .. versionadded:: 0.2
+        """,
+    )
+
     help_text = Unicode(
         "Contact your administrator, telling them your username, to have your account unlocked "
         "or your authenticator device reset.",
@@ -372,6 +453,13 @@ class TwoFactorConfig(LoggingConfigurable):
             raise TraitError(f"TwoFactorConfig.{proposal['trait'].name}: {err}") from None
         return list(proposal["value"])
 
+    @validate("factors")
+    def _validate_factors(self, proposal: dict[str, Any]) -> list[str]:
+        factors = sorted({str(factor).lower() for factor in proposal["value"]})
+        if not factors:
+            raise TraitError("TwoFactorConfig.factors must allow at least one of totp, webauthn")
+        return factors
+
     @validate("optional_until")
     def _validate_optional_until(self, proposal: dict[str, Any]) -> str:
         value = str(proposal["value"]).strip()
@@ -383,6 +471,20 @@ class TwoFactorConfig(LoggingConfigurable):
                     f"TwoFactorConfig.optional_until must be an ISO 8601 date or date and time, not {value!r}"
                 ) from None
         return value
+
+    @property
+    def webauthn_allowed(self) -> bool:
+        return "webauthn" in self.factors
+
+    def relying_party(self, scheme: str, host: str) -> RelyingParty:
+        """The WebAuthn relying party of a page served at ``scheme://host`` (``host`` may carry a port):
+        the configured id, name and origin, or the request's. :class:`BadRelyingParty` when it cannot work
+        (an IP address), with a message for the user."""
+        from .core.webauthn import RelyingParty
+
+        origin = self.webauthn_origin or f"{scheme}://{host}"
+        rp_id = self.webauthn_rp_id or (urlsplit(origin).hostname or "")
+        return RelyingParty(rp_id, self.webauthn_rp_name or self.issuer, origin)
 
     def password_alone_allowed(self, now: float) -> bool:
         """Whether the ``optional`` policy currently lets a user without a device in with the password."""

@@ -109,15 +109,23 @@ class Enrollment:
         first_factor_ok: bool,
         code: object = "",
         remote_addr: str | None = None,
+        key_session: bool = False,
     ) -> Provisioning:
         """What a "link your device" form does: check the password (throttled), begin a new enrollment, or a
         re-link when a device is already linked (which needs ``code``), and reveal it once.
+
+        An account with only passkeys or security keys adds the app beside them with the password and a
+        recovery code (``code``) or from a browser session opened with one of its keys (``key_session``):
+        the password alone must never add a factor that then stands in for the key.
 
         Raises :class:`CodeRejected` (wrong password or code, throttled, locked) or another EnrollmentError.
         """
         account = self.store.get(username)
         if account is not None and account.enrolled:
             self.begin_relink(username, code, now, remote_addr, first_factor_ok=first_factor_ok)
+        elif account is not None and account.has_second_factor and not key_session:
+            self.prove_factor(Action.ENROLLMENT_STARTED, username, code, now, remote_addr, first_factor_ok)
+            self.begin(username, now, remote_addr)
         else:
             verdict = self.verifier.verify_password_only(
                 username, first_factor_ok, now, "enrollment", remote_addr=remote_addr, action=Action.PASSWORD_CHECK

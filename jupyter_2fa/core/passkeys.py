@@ -54,6 +54,12 @@ class UnknownKey(KeyStepError):
     reason = "unknown-key"
 
 
+class KeyNotAdded(KeyStepError):
+    """The account already has this key, or as many keys as it may."""
+
+    reason = "key-not-added"
+
+
 def key_name(typed: object) -> str:
     """A key's name as typed, tidied: outer spaces gone, at most :data:`MAX_NAME_CHARS`, no control characters;
     empty means :data:`DEFAULT_KEY_NAME`.
@@ -119,7 +125,7 @@ class Passkeys:
             self._password(username, first_factor_ok, now, remote_addr, "webauthn-registration")
         keys = self.store.webauthn_credentials(username)
         if len(keys) >= MAX_KEYS:
-            raise KeyStepError(f"An account has at most {MAX_KEYS} keys: remove one first.")
+            raise KeyNotAdded(f"An account has at most {MAX_KEYS} keys: remove one first.")
         options, challenge = registration_options(relying_party, username, [key.credential_id for key in keys])
         return options, self._keep(username, "register", challenge, bound_to, now)
 
@@ -156,7 +162,7 @@ class Passkeys:
         change = self.store.link_webauthn_credential(username, new, tidy_name, now, hashes)
         if change is KeyChange.DUPLICATE:
             self._audit(Action.WEBAUTHN_ADDED, username, "failure", "duplicate", now, remote_addr)
-            raise KeyStepError("This key is registered already.")
+            raise KeyNotAdded("This key is registered already.")
         self._audit(Action.WEBAUTHN_ADDED, username, "success", change.value, now, remote_addr)
         stored = next(
             key for key in self.store.webauthn_credentials(username) if key.credential_id == new.credential_id

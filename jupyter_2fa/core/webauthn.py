@@ -168,7 +168,7 @@ class KeyAssertion:
         try:
             named = json.loads(self.response_json).get("rawId")
             return base64.urlsafe_b64decode(named + "=" * (-len(named) % 4)) if isinstance(named, str) else None
-        except (ValueError, AttributeError, binascii.Error):
+        except (ValueError, AttributeError, binascii.Error, RecursionError):
             return None
 
 
@@ -225,7 +225,7 @@ def verify_registration(rp: RelyingParty, challenge: bytes, response_json: str) 
             expected_origin=rp.origin,
             require_user_verification=False,  # checked below, to say precisely what was missing
         )
-    except (WebAuthnException, ValueError, TypeError, KeyError) as err:
+    except (WebAuthnException, ValueError, TypeError, KeyError, RecursionError) as err:
         raise CredentialRefused(f"the security key's registration was refused: {err}") from err
     if not verified.user_verified:
         raise UserNotVerified("the security key did not verify its user (PIN, biometric or device unlock)")
@@ -244,7 +244,7 @@ def _legacy_transports(response_json: str) -> tuple[str, ...]:
     logins, so anything unexpected is dropped rather than refused."""
     try:
         listed = json.loads(response_json).get("transports")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ()
     if not isinstance(listed, list):
         return ()
@@ -293,7 +293,7 @@ def verify_assertion(rp: RelyingParty, challenge: bytes, response_json: str, cre
             credential_current_sign_count=0,
             require_user_verification=False,  # checked below, to say precisely what was missing
         )
-    except (WebAuthnException, ValueError, TypeError, KeyError) as err:
+    except (WebAuthnException, ValueError, TypeError, KeyError, RecursionError) as err:
         raise CredentialRefused(f"the security key's signature was refused: {err}") from err
     if not verified.user_verified:
         raise UserNotVerified("the security key did not verify its user (PIN, biometric or device unlock)")

@@ -44,6 +44,7 @@ def account_model(account: Account, lockout_threshold: int) -> dict[str, Any]:
         "activated_at": account.activated_at,
         "pending": account.pending_secret is not None,
         "recovery_codes_left": account.recovery_codes_left,
+        "webauthn_keys": account.webauthn_keys,
         "failures": account.failures,
         "locked": account.failures >= lockout_threshold,
     }

@@ -34,7 +34,10 @@ from traitlets import Bool, Float, TraitError, default, validate
 
 from ..core import Keyring, Outcome, StoreError, Verdict
 from ..events import event_logger_sink
+from ..web.forms import BadInput
 from ..web.host import Host, PasswordCheck
+from ..web.passkeys import login_factor
+from ..web.refusals import Refused
 from . import admin, handlers
 from .sessions import HubSessions
 
@@ -257,7 +260,12 @@ class TOTPAuthenticator(Host, Authenticator):
         browser_login = isinstance(handler, LoginHandler)
         device = self.known_device(handler, check.name) if browser_login else None
         if browser_login:
-            verdict = await self.login_verdict(check, otp, address, now, device)
+            try:  # the form's key button sends the key's answer in ``webauthn``, with ``otp`` empty
+                factor = login_factor(cast(handlers.HubLoginHandler, handler), str(otp))
+            except (BadInput, Refused) as err:
+                raise web.HTTPError(err.status, str(err)) from None
+            key_required = self.key_required_of(handler, check.name)
+            verdict = await self.login_verdict(check, factor, address, now, device, key_required)
         else:
             verdict = await self.verdict_of(
                 lambda core: core.verifier.verify(check.name, otp, now, first_factor_ok=check.ok, remote_addr=address)
@@ -317,6 +325,17 @@ class TOTPAuthenticator(Host, Authenticator):
             self.check_allowed(name, authentication)
         )
         return PasswordCheck(name, bool(allowed), result)
+
+    def key_required_of(self, handler: web.RequestHandler, name: str) -> bool:
+        """As the gate's, plus hub admins (``webauthn_required_for = "admins"``) and members of
+        ``webauthn_required_groups``, as the hub's database knows them (a user's first login: its config)."""
+        if super().key_required_of(handler, name):
+            return True
+        user = cast(BaseHandler, handler).find_user(name)
+        if self.webauthn_required_for == "admins" and (name in self.admin_users or bool(user and user.admin)):
+            return True
+        groups = {group.name for group in user.groups} if user is not None else set()
+        return bool(groups & set(self.webauthn_required_groups))
 
     def account_named(self, typed: str) -> str:
         """The name as JupyterHub normalises it. A name the system does not know stays as typed: PAM's

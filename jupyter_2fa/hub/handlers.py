@@ -17,7 +17,7 @@ from tornado import web
 
 from ..core import StoreError
 from ..messages import TOKEN_NEEDS_BOTH_FACTORS
-from ..web import api, pages
+from ..web import api, pages, passkeys
 from ..web.forms import BadInput, basic_credentials
 from ..web.handler import Caller, FlowHandler, authenticated, routes
 from ..web.refusals import Refused
@@ -72,12 +72,16 @@ class HubHandler(FlowHandler):
     def session_of(self, caller: Caller) -> tuple[str | None, float | None]:
         return None, None  # the hub's login cookie carries no factor or end time to report
 
+    def session_factor(self, caller: Caller) -> str | None:
+        user = self.current_user
+        return None if caller.credentials or user is None else self.host.sessions.granted_on(self, user)
+
     def second_factor_proven(self, caller: Caller) -> bool:
         """A hub login cookie whose grant (:mod:`.sessions`) was given on both factors."""
         user = self.current_user
         return not caller.credentials and user is not None and self.host.sessions.two_factor_session(self, user)
 
-    async def device_linked(self, caller: Caller) -> None:
+    async def device_linked(self, caller: Caller, factor: str = "totp") -> None:
         revoke_hub_sessions(self.db, caller.name)
 
     def picture_owner(self) -> str | None:
@@ -113,6 +117,26 @@ class HubRelinkAPIHandler(HubAPIHandler, api.RelinkAPI):
 
 
 class HubRecoveryCodesAPIHandler(HubAPIHandler, api.RecoveryCodesAPI):
+    pass
+
+
+class HubKeyLoginOptionsAPIHandler(HubAPIHandler, passkeys.KeyLoginOptionsAPI):
+    pass
+
+
+class HubKeyRegistrationOptionsAPIHandler(HubAPIHandler, passkeys.KeyRegistrationOptionsAPI):
+    pass
+
+
+class HubKeyCredentialsAPIHandler(HubAPIHandler, passkeys.KeyCredentialsAPI):
+    pass
+
+
+class HubKeyCredentialAPIHandler(HubAPIHandler, passkeys.KeyCredentialAPI):
+    pass
+
+
+class HubKeyScriptHandler(HubHandler, passkeys.KeyScript, BaseHandler):
     pass
 
 
@@ -159,10 +183,11 @@ class HubTokensAPIHandler(UserTokenListAPIHandler):
         return cast("dict[str, Any]", super().token_model(token))
 
 
-class HubLoginHandler(LoginHandler):
+class HubLoginHandler(HubHandler, LoginHandler):
     """JupyterHub's login page (which asks for the code, see ``request_otp``; ``nav/login.html`` adds the link to
-    the enrollment page), answering a form field that is not UTF-8 like a wrong one: the stock page's error view
-    reads the field again and fails with a traceback."""
+    the enrollment page and the key button), answering a form field that is not UTF-8 like a wrong one: the stock
+    page's error view reads the field again and fails with a traceback. A 2FA flow handler too: a key's answer
+    is read with the challenge this browser was given (``web.passkeys.login_factor``)."""
 
     def decode_argument(self, value: bytes, name: str | None = None) -> str:
         return value.decode("utf-8", "replace")
@@ -187,5 +212,14 @@ def handlers() -> list[tuple[str, type[web.RequestHandler]]]:
     """The user's 2FA routes on the hub (the admins' are in ``admin.py``), and JupyterHub's login and token
     routes."""
     api_handlers = (HubStatusAPIHandler, HubEnrollmentAPIHandler, HubConfirmAPIHandler, HubRelinkAPIHandler)
-    flows = routes(HubEnrollPageHandler, *api_handlers, HubRecoveryCodesAPIHandler, HubOneShotImageHandler)
+    key_handlers = (
+        HubKeyLoginOptionsAPIHandler,
+        HubKeyRegistrationOptionsAPIHandler,
+        HubKeyCredentialsAPIHandler,
+        HubKeyCredentialAPIHandler,
+        HubKeyScriptHandler,
+    )
+    flows = routes(
+        HubEnrollPageHandler, *api_handlers, HubRecoveryCodesAPIHandler, *key_handlers, HubOneShotImageHandler
+    )
     return [*flows, (r"/login", HubLoginHandler), (r"/api/users/([^/]+)/tokens", HubTokensAPIHandler)]

@@ -207,14 +207,16 @@ class HubSessions:
 
     def two_factor_session(self, handler: Any, user: Any) -> bool:
         """Whether the request's cookie session was granted on both factors (checked already this request)."""
+        # An allow-list: a future password-only reason mints nothing.
+        return self.granted_on(handler, user) in SECOND_FACTOR_REASONS
+
+    def granted_on(self, handler: Any, user: Any) -> str | None:
+        """What the request's cookie session was granted on (a verdict's reason), if it is ``user``'s."""
         signed = handler.get_secure_cookie(GRANT_COOKIE, max_age_days=handler.cookie_max_age_days)
         grant = Grant.decode(signed) if signed else None
-        return (
-            grant is not None
-            and grant.reason in SECOND_FACTOR_REASONS  # an allow-list: a future password-only reason mints nothing
-            and grant.user == user.name
-            and grant.session == handler.get_session_cookie()
-        )
+        if grant is None or grant.user != user.name or grant.session != handler.get_session_cookie():
+            return None
+        return grant.reason
 
     async def _ended(
         self, grant: Grant | None, name: str, session: str | None, address: str | None, now: float

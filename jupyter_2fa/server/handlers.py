@@ -12,7 +12,7 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from tornado import web
 
-from ..web import api, pages
+from ..web import api, pages, passkeys
 from ..web.handler import Caller, FlowHandler, authenticated, routes
 from ..web.refusals import RefusedError
 from .identity import TOTPIdentityProvider
@@ -71,13 +71,13 @@ class GateHandler(FlowHandler):
             return None, None
         return user.factor.value, user.issued_at + self.host.session_max_age
 
-    async def device_linked(self, caller: Caller) -> None:
+    async def device_linked(self, caller: Caller, factor: str = "totp") -> None:
         host = self.host
         epoch = await host.in_core(lambda core: core.store.epoch(host.username))
         host.sessions.saw_epoch(epoch)  # every older session ends now
         # This browser's cookie was voided with the others: give it a new one (a kernel takes no cookie).
         if not caller.credentials:
-            host.set_login_cookie(self, host.sessions.issue(SessionFactor.TOTP, time.time(), epoch))
+            host.set_login_cookie(self, host.sessions.issue(SessionFactor(factor), time.time(), epoch))
 
     def picture_owner(self) -> str | None:
         factor = self._factor()
@@ -138,6 +138,32 @@ class RecoveryCodesAPIHandler(TwoFactorAPIHandler, api.RecoveryCodesAPI):
     post = authenticated(api.RecoveryCodesAPI.post)
 
 
+class KeyLoginOptionsAPIHandler(TwoFactorAPIHandler, passkeys.KeyLoginOptionsAPI):
+    """Before any session: the login page asks with the password."""
+
+    post = allow_unauthenticated(passkeys.KeyLoginOptionsAPI.post)
+
+
+class KeyRegistrationOptionsAPIHandler(TwoFactorAPIHandler, passkeys.KeyRegistrationOptionsAPI):
+    """Open to visitors too: the 2FA page links a first factor before any session (the password is checked)."""
+
+    post = allow_unauthenticated(passkeys.KeyRegistrationOptionsAPI.post)
+
+
+class KeyCredentialsAPIHandler(TwoFactorAPIHandler, passkeys.KeyCredentialsAPI):
+    get = authenticated(passkeys.KeyCredentialsAPI.get)
+    post = authenticated(passkeys.KeyCredentialsAPI.post)
+
+
+class KeyCredentialAPIHandler(TwoFactorAPIHandler, passkeys.KeyCredentialAPI):
+    patch = authenticated(passkeys.KeyCredentialAPI.patch)
+    delete = authenticated(passkeys.KeyCredentialAPI.delete)
+
+
+class KeyScriptHandler(GateHandler, passkeys.KeyScript, JupyterHandler):
+    get = allow_unauthenticated(passkeys.KeyScript.get)
+
+
 class OneShotImageHandler(GateHandler, api.OneShotPicture, JupyterHandler):
     """Neither the server token nor per-request credentials fetch the picture (see ``picture_owner``)."""
 
@@ -152,5 +178,9 @@ def handlers() -> list[tuple[str, type[web.RequestHandler]]]:
         ConfirmAPIHandler,
         RelinkAPIHandler,
         RecoveryCodesAPIHandler,
+        KeyLoginOptionsAPIHandler,
+        KeyRegistrationOptionsAPIHandler,
+        KeyCredentialsAPIHandler,
+        KeyCredentialAPIHandler,
     )
-    return routes(EnrollPageHandler, *api_handlers, OneShotImageHandler)
+    return routes(EnrollPageHandler, *api_handlers, OneShotImageHandler, KeyScriptHandler)

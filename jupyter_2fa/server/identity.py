@@ -178,11 +178,12 @@ class TOTPIdentityProvider(Host, PasswordIdentityProvider):
     # -- logging in ----------------------------------------------------------------------------------------
 
     async def authenticate(self, handler: web.RequestHandler, password: object, otp: object) -> LoginResult:
-        """Decide a login from the form's ``password`` and ``otp`` fields."""
+        """Decide a login from the form's ``password`` and its ``otp`` field (or a key's :class:`KeyAssertion`)."""
         now = time.time()
         check = await self.check_password(handler, self.username, password)
         device = self.known_device(handler, check.name)
-        verdict = await self.login_verdict(check, otp, self.client_address(handler), now, device)
+        key_required = self.key_required_of(handler, check.name)
+        verdict = await self.login_verdict(check, otp, self.client_address(handler), now, device, key_required)
         if verdict.ok:
             self.remember_device(handler, check.name, device)
             return LoginResult(user=self.sessions.issue(SessionFactor(verdict.reason), now, verdict.epoch or 0))
@@ -235,7 +236,7 @@ class TOTPIdentityProvider(Host, PasswordIdentityProvider):
             return self.in_trusted_network(self.client_address(handler))
         if user.factor is SessionFactor.OPTIONAL_POLICY:
             return self.password_alone_allowed(now)
-        return user.factor in (SessionFactor.TOTP, SessionFactor.RECOVERY_CODE)
+        return user.factor in (SessionFactor.TOTP, SessionFactor.RECOVERY_CODE, SessionFactor.WEBAUTHN)
 
     def set_login_cookie(self, handler: web.RequestHandler, user: User) -> None:
         self.cookie_options.setdefault("samesite", "Lax")

@@ -14,6 +14,8 @@ from ..core import StoreError
 from ..core.audit import Action
 from ..web.forms import BadInput
 from ..web.handler import with_language
+from ..web.passkeys import login_factor
+from ..web.refusals import Refused
 from .handlers import GateHandler
 from .sessions import TwoFactorUser, end_every_session
 
@@ -34,6 +36,7 @@ class TOTPLoginHandler(GateHandler, LoginFormHandler):
                     next=self.next_url(),
                     message=message,
                     policy=self.host.enrollment_policy,
+                    webauthn=self.host.webauthn_allowed,
                     help_text=self.host.help_text,
                 )
             )
@@ -54,8 +57,9 @@ class TOTPLoginHandler(GateHandler, LoginFormHandler):
     @allow_unauthenticated
     async def post(self) -> None:
         try:
-            result = await self.host.authenticate(self, self.form_field("password"), self.form_field("otp"))
-        except BadInput as err:
+            factor = login_factor(self, self.form_field("otp"))
+            result = await self.host.authenticate(self, self.form_field("password"), factor)
+        except (BadInput, Refused) as err:
             self._render(str(err), err.status)
             return
         if result.user is not None:

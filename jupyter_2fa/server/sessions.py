@@ -29,6 +29,7 @@ class SessionFactor(str, Enum):
 
     TOTP = "totp"
     RECOVERY_CODE = "recovery-code"
+    WEBAUTHN = "webauthn"  # a passkey or security key
     TRUSTED_NETWORK = "trusted-network"  # the password, from a trusted network: valid there only
     OPTIONAL_POLICY = "optional-policy"  # the password, while the optional rollout policy allows it
     TOKEN = "token"  # noqa: S105 (a factor's name) the server's API token, only with allow_token_access

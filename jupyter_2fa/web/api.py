@@ -11,7 +11,8 @@ from typing import TypeVar
 
 from tornado import web
 
-from ..core import AlreadyEnrolled, CodeRejected, EnrollmentError, Outcome, StoreError, Verdict
+from ..core import AlreadyEnrolled, CodeRejected, EnrollmentError, Outcome, StoreError, Verdict, WebAuthnError
+from ..core.passkeys import KeyNotAdded, KeyStepError, LastFactor, NoKeys, UnknownKey
 from ..messages import CLI_ONLY, NOTHING_PENDING, PICTURE_GONE, USE_ENROLLMENT, USE_RELINK
 from . import linking
 from .forms import BadInput
@@ -29,17 +30,18 @@ ONE_SHOT_IMAGE_HEADERS = {
 
 
 Flow = TypeVar("Flow", bound="APIFlow")
+Failure = BadInput | Refused | EnrollmentError | WebAuthnError | StoreError
 
 
-def answered(verb: Callable[[Flow], Awaitable[None]]) -> Callable[[Flow], Awaitable[None]]:
+def answered(verb: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
     """The verb, with every refusal answered in the host's way: bad input, a wrong or throttled factor, a state
-    that does not allow the step, a store outage (never a 500)."""
+    that does not allow the step, a key's response that does not hold, a store outage (never a 500)."""
 
     @functools.wraps(verb)
-    async def answer(self: Flow) -> None:
+    async def answer(self: APIFlow, *args: str) -> None:
         try:
-            await verb(self)
-        except (BadInput, Refused, EnrollmentError, StoreError) as err:
+            await verb(self, *args)
+        except (BadInput, Refused, EnrollmentError, WebAuthnError, StoreError) as err:
             self.write_refusal(self.refusal_of(err))
 
     return answer
@@ -53,9 +55,9 @@ class APIFlow(FlowHandler):
         check = await self.host.check_password(self, caller.name, password)
         return PasswordCheck(caller.name, check.ok and check.name == caller.name)
 
-    def refusal_of(self, err: BadInput | Refused | EnrollmentError | StoreError) -> Refused:
+    def refusal_of(self, err: Failure) -> Refused:
         """How the API words a refusal: a wrong factor is 403 (throttled 429), a step the account's state does
-        not allow is 409, the store down is 503."""
+        not allow is 409, an unknown key 404, a key's response that does not hold 400, the store down 503."""
         if isinstance(err, Refused):
             return err
         if isinstance(err, BadInput):
@@ -64,6 +66,12 @@ class APIFlow(FlowHandler):
             return Refused.api(self.host.refusal(err.verdict))
         if isinstance(err, AlreadyEnrolled):
             return Refused(409, USE_RELINK)
+        if isinstance(err, UnknownKey):
+            return Refused(404, str(err))
+        if isinstance(err, (LastFactor, NoKeys, KeyNotAdded)):
+            return Refused(409, str(err))
+        if isinstance(err, (KeyStepError, WebAuthnError)):  # a key's name or response that does not hold
+            return Refused(400, str(err))
         if isinstance(err, EnrollmentError):
             return Refused(409, str(err))
         return Refused.api(self.host.refusal(Verdict(Outcome.UNAVAILABLE, "store-unavailable")))
@@ -83,6 +91,7 @@ class StatusAPI(APIFlow):
             {
                 "username": caller.name,
                 **account_status(account, host.lockout_threshold),
+                "webauthn_enabled": host.webauthn_allowed,
                 "policy": host.enrollment_policy,
                 "optional_until": host.optional_until or None,
                 "session_factor": factor,
@@ -108,7 +117,8 @@ class LinkingAPI(APIFlow):
         if not relink and account is not None and account.enrolled:
             raise Refused(409, USE_RELINK)
         check = await self.password_of(caller, fields["password"])
-        provisioning = await linking.start(self, check, fields.get("otp", ""))
+        key_session = self.session_factor(caller) == "webauthn"
+        provisioning = await linking.start(self, check, fields.get("otp", ""), key_session)
         account = await host.in_core(lambda core: core.store.get(caller.name))
         expires_at = account.pending_expires_at if account else None
         qr_path = self.url("2fa/qr/")
@@ -123,7 +133,8 @@ class EnrollmentAPI(LinkingAPI):
     @answered
     async def post(self) -> None:
         caller = await self.linking_caller()
-        await self.reveal(caller, self.json_fields("password", "reveal"), relink=False)
+        # ``otp``: beside passkeys or security keys already registered, a recovery code (see Enrollment.start).
+        await self.reveal(caller, self.json_fields("password", "otp", "reveal"), relink=False)
 
     @answered
     async def delete(self) -> None:

@@ -27,7 +27,7 @@ class BadInput(Exception):
         self.status = status
 
 
-def check_field(name: str, value: str) -> str:
+def check_field(name: str, value: str, max_chars: int = MAX_FIELD_CHARS) -> str:
     """Refuse what no password or code contains, before it is checked (and counted as a failure).
 
     >>> check_field("otp", "123 456")
@@ -37,7 +37,7 @@ def check_field(name: str, value: str) -> str:
     ...
     jupyter_2fa.web.forms.BadInput: field 'otp' contains a NUL character
     """
-    if len(value) > MAX_FIELD_CHARS:
+    if len(value) > max_chars:
         raise BadInput(f"field {name!r} is too long")
     if "\x00" in value:
         raise BadInput(f"field {name!r} contains a NUL character")
@@ -48,7 +48,7 @@ def check_field(name: str, value: str) -> str:
     return value
 
 
-def form_field(request: HTTPServerRequest, name: str) -> str:
+def form_field(request: HTTPServerRequest, name: str, max_chars: int = MAX_FIELD_CHARS) -> str:
     """A form field exactly as sent (tornado's get_argument would silently drop NUL and control bytes)."""
     if len(request.body) > MAX_BODY_BYTES:
         raise BadInput("request body too large", 413)
@@ -61,7 +61,7 @@ def form_field(request: HTTPServerRequest, name: str) -> str:
         value = values[0].decode("utf-8")
     except UnicodeDecodeError:
         raise BadInput(f"field {name!r} is not valid UTF-8") from None
-    return check_field(name, value)
+    return check_field(name, value, max_chars)
 
 
 def json_fields(body: bytes, *names: str) -> dict[str, str]:
@@ -72,6 +72,40 @@ def json_fields(body: bytes, *names: str) -> dict[str, str]:
     >>> json_fields(b'{"code": "123456"}', "code", "reveal")
     {'code': '123456', 'reveal': 'inline'}
     """
+    data = json_body(body)
+    fields = {}
+    for name in names:
+        value = data.get(name, "")
+        if not isinstance(value, str):
+            raise BadInput(f"field {name!r} must be a string")
+        fields[name] = reveal_mode(value) if name == "reveal" else check_field(name, value)
+    return fields
+
+
+def json_object(body: bytes, **kinds: type) -> dict[str, Any]:
+    """The named fields of a JSON object body that are present, each of its kind (``str`` or ``dict``).
+
+    >>> json_object(b'{"name": "YubiKey", "credential": {"id": "AAEC"}}', name=str, credential=dict)
+    {'name': 'YubiKey', 'credential': {'id': 'AAEC'}}
+    >>> json_object(b'{"credential": "AAEC"}', credential=dict)
+    Traceback (most recent call last):
+    ...
+    jupyter_2fa.web.forms.BadInput: field 'credential' must be an object
+    """
+    data = json_body(body)
+    fields: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        if name not in data:
+            continue
+        value = data[name]
+        if not isinstance(value, kind):
+            raise BadInput(f"field {name!r} must be {'a string' if kind is str else 'an object'}")
+        fields[name] = check_field(name, value) if isinstance(value, str) else value
+    return fields
+
+
+def json_body(body: bytes) -> dict[str, Any]:
+    """A JSON object body, parsed strictly (size, repeated names, depth); anything else is BadInput."""
     if len(body) > MAX_BODY_BYTES:
         raise BadInput("request body too large", 413)
     try:
@@ -82,13 +116,7 @@ def json_fields(body: bytes, *names: str) -> dict[str, str]:
         raise BadInput("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise BadInput("the body must be a JSON object")
-    fields = {}
-    for name in names:
-        value = data.get(name, "")
-        if not isinstance(value, str):
-            raise BadInput(f"field {name!r} must be a string")
-        fields[name] = reveal_mode(value) if name == "reveal" else check_field(name, value)
-    return fields
+    return data
 
 
 def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

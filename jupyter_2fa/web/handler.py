@@ -18,7 +18,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, Template
 from tornado import web
 
 from ..core.verdicts import SECOND_FACTOR_REASONS
-from .forms import form_field, json_fields
+from .forms import MAX_FIELD_CHARS, form_field, json_fields
 from .refusals import Refused
 
 if TYPE_CHECKING:
@@ -102,13 +102,18 @@ class FlowHandler(web.RequestHandler):
         """The factor and end time of the caller's session, for ``GET status`` (None where the host has none)."""
         raise NotImplementedError
 
+    def session_factor(self, caller: Caller) -> str | None:
+        """What the caller's browser session was opened with (a verdict's reason: "totp", "webauthn", ...)."""
+        return self.session_of(caller)[0]
+
     def second_factor_proven(self, caller: Caller) -> bool:
         """Whether the caller's browser session was opened with a second factor (not the password alone)."""
         return self.session_of(caller)[0] in SECOND_FACTOR_REASONS
 
-    async def device_linked(self, caller: Caller) -> None:
-        """A new device is active: end the account's older sessions, and give this browser a fresh one where
-        the host can (``caller.credentials``: a kernel, which takes no cookie)."""
+    async def device_linked(self, caller: Caller, factor: str = "totp") -> None:
+        """A new device is active: end the account's older sessions, and give this browser a fresh one (granted
+        on ``factor``, what the new device proved) where the host can (``caller.credentials``: a kernel, which
+        takes no cookie)."""
         raise NotImplementedError
 
     def picture_owner(self) -> str | None:
@@ -150,8 +155,8 @@ class FlowHandler(web.RequestHandler):
         html = self.render_template(template, **ns)
         self.finish(with_language(await html if inspect.isawaitable(html) else html))
 
-    def form_field(self, name: str) -> str:
-        return form_field(self.request, name)
+    def form_field(self, name: str, max_chars: int = MAX_FIELD_CHARS) -> str:
+        return form_field(self.request, name, max_chars)
 
     def json_fields(self, *names: str) -> dict[str, str]:
         return json_fields(self.request.body, *names)

@@ -143,12 +143,24 @@ class Host(TwoFactorConfig):
         """The user-facing answer to a failed attempt: one message for every wrong factor."""
         return refusal(verdict, self.help_text, invalid=self.invalid_message)
 
+    def key_required_of(self, handler: RequestHandler, name: str) -> bool:
+        """Whether ``name`` must log in with a passkey or security key (``factors``, ``webauthn_required_for``;
+        the hub adds its admins and groups)."""
+        return "totp" not in self.factors or self.webauthn_required_for == "everyone"
+
     async def login_verdict(
-        self, check: PasswordCheck, otp: object, remote_addr: str | None, now: float, device: str | None = None
+        self,
+        check: PasswordCheck,
+        otp: object,
+        remote_addr: str | None,
+        now: float,
+        device: str | None = None,
+        key_required: bool = False,
     ) -> Verdict:
         """The one login decision of both hosts: password checked by the host, then the second factor, the
         trusted network or the optional rollout policy, as the core decides (:meth:`Verifier.login`).
-        ``device`` is :meth:`known_device`'s answer for this browser and account."""
+        ``device`` is :meth:`known_device`'s answer for this browser and account; ``key_required``
+        :meth:`key_required_of`'s for the account."""
         trusted_network, password_alone = self.in_trusted_network(remote_addr), self.password_alone_allowed(now)
         return await self.verdict_of(
             lambda core: core.verifier.login(
@@ -160,6 +172,7 @@ class Host(TwoFactorConfig):
                 trusted_network=trusted_network,
                 password_alone_allowed=password_alone,
                 device=device,
+                key_required=key_required,
             )
         )
 

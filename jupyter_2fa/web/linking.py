@@ -15,12 +15,15 @@ from .host import PasswordCheck
 from .refusals import Refused
 
 
-async def start(handler: FlowHandler, check: PasswordCheck, otp: str) -> Provisioning:
-    """Begin linking a device to ``check.name`` (a re-link, with ``otp``, when one is linked) and reveal it."""
+async def start(handler: FlowHandler, check: PasswordCheck, otp: str, key_session: bool = False) -> Provisioning:
+    """Begin linking a device to ``check.name`` (a re-link, with ``otp``, when one is linked; beside keys, with a
+    recovery code or a session opened with a key) and reveal it."""
     host = handler.host
     now, address = time.time(), host.client_address(handler)
     return await host.in_core(
-        lambda core: core.start(check.name, now, first_factor_ok=check.ok, code=otp, remote_addr=address)
+        lambda core: core.start(
+            check.name, now, first_factor_ok=check.ok, code=otp, remote_addr=address, key_session=key_session
+        )
     )
 
 

@@ -19,6 +19,7 @@ def account_status(account: Account | None, lockout_threshold: int) -> dict[str,
         "pending": bool(account and account.pending_secret),
         "recovery_codes_left": account.recovery_codes_left if account else 0,
         "locked": bool(account and account.failures >= lockout_threshold),
+        "webauthn_keys": account.webauthn_keys if account else 0,
     }
 
 

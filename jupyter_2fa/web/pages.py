@@ -17,12 +17,15 @@ from ..core import (
     Outcome,
     StoreError,
     Verdict,
+    WebAuthnError,
 )
+from ..core.passkeys import KeyStepError
 from ..messages import ALREADY_LINKED, CANCELLED, CLI_ONLY, NOTHING_TO_CANCEL, STARTED_ELSEWHERE, WRONG_NEW_CODE
 from . import linking
 from .forms import BadInput
 from .handler import Caller, FlowHandler
 from .models import pending_tag
+from .passkeys import MAX_RESPONSE_CHARS, ceremony, end_ceremony, relying_party
 from .refusals import Refused
 
 if TYPE_CHECKING:
@@ -56,6 +59,8 @@ class EnrollPage(FlowHandler):
                 await self._confirm()
             elif action == "cancel":
                 await self._cancel()
+            elif action == "add-key":
+                await self._add_key()
             else:
                 raise BadInput("unknown action")
         except BadInput as err:
@@ -67,6 +72,8 @@ class EnrollPage(FlowHandler):
             for name, value in refused.headers.items():
                 self.set_header(name, value)
             await self._render("confirm" if action == "confirm" else "start", refused.status, message=refused.message)
+        except (KeyStepError, WebAuthnError) as err:  # a key's registration that did not hold: say why
+            await self._start_page(str(err), 400)
         except StoreError:
             await self._start_page(self.host.refusal(Verdict(Outcome.UNAVAILABLE, "")).message, 503)
 
@@ -81,6 +88,9 @@ class EnrollPage(FlowHandler):
             step=step,
             next=self.page_next(),
             enroll_url=self.url("2fa/enroll"),
+            webauthn=host.webauthn_allowed,
+            api_url=self.url("2fa/api/"),
+            script_url=self.url("2fa/webauthn.js"),
             xsrf_input=self.xsrf_form_html(),
             ask_username=self.ask_username,
             issuer=host.issuer,
@@ -115,7 +125,7 @@ class EnrollPage(FlowHandler):
             account = await self._stored(name)
         except StoreError:  # the page says the store is down; the first-time form is the one to show then
             return False, True
-        return account is not None and account.enrolled, False
+        return account is not None and account.has_second_factor, False
 
     def _account(self) -> str:
         """The account the form is about (the hub's page asks for a username; the gate has one account)."""
@@ -174,6 +184,22 @@ class EnrollPage(FlowHandler):
             await self._start_page(f"{err} (nothing was linked)", 409)
             return
         await self._render("done", recovery_codes=codes)
+
+    async def _add_key(self) -> None:
+        """Register the passkey or security key this browser just created (``webauthn.js``, after the password,
+        and the current factor when one is linked, went to ``POST webauthn/registration-options``)."""
+        host = self.host
+        name, rp = self._account(), relying_party(self)
+        challenge_id, nonce = ceremony(self)
+        response = self.form_field("credential", MAX_RESPONSE_CHARS)
+        typed_name, now, address = self.form_field("key_name"), time.time(), host.client_address(self)
+        key, codes = await host.in_core(
+            lambda core: core.passkeys.register(name, rp, challenge_id, nonce, response, typed_name, now, address)
+        )
+        end_ceremony(self)
+        if codes:  # the account's first factor
+            await self.device_linked(Caller(name), "webauthn")
+        await self._render("key-added", username=name, key_name=key.name, recovery_codes=codes)
 
     async def _cancel(self) -> None:
         name = self._account()

@@ -32,11 +32,11 @@ def test_list_shows_every_account(cli: CLI) -> None:
     listed = cli("list")
     assert listed.returncode == 0, str(listed)
     header, *rows = listed.stdout.strip().splitlines()
-    assert header.split() == ["USER", "LINKED", "SINCE", "CODES", "FAILS", "LOCKED", "PENDING"]
+    assert header.split() == ["USER", "LINKED", "KEYS", "APP", "SINCE", "CODES", "FAILS", "LOCKED", "PENDING"]
     assert [row.split()[0] for row in rows] == ["alice", "bob"]
     for row in rows:
-        _user, linked, *_since, codes, fails, locked, pending = row.split()
-        assert (linked, codes, fails, locked, pending) == ("yes", "10", "0", "no", "no"), row
+        _user, linked, keys, app, *_since, codes, fails, locked, pending = row.split()
+        assert (linked, keys, app, codes, fails, locked, pending) == ("yes", "0", "yes", "10", "0", "no", "no"), row
 
 
 def test_reset_unlinks_so_the_user_can_enroll_again(cli: CLI) -> None:

@@ -60,7 +60,7 @@ OPTIONAL = {"TwoFactorConfig": {"enrollment_policy": "optional"}}
 
 def example_path(route: str) -> str:
     """A path a route pattern matches (its groups filled in), relative to the base URL."""
-    return re.sub(r"\([^)]*\)", "a-ticket", route).lstrip("/")
+    return re.sub(r"\([^)]*\)", "a-ticket", route).replace("\\", "").lstrip("/")
 
 
 def body_text(response: HTTPResponse) -> str:

@@ -47,6 +47,8 @@ STATUS_FIELDS = {
     "optional_until",
     "session_factor",
     "session_expires_at",
+    "webauthn_keys",
+    "webauthn_enabled",
 }
 PROVISIONING_FIELDS = {"otpauth_uri", "secret", "manual_key", "qr_svg", "expires_at"}
 HELP_TEXT = "Call the research desk on 555-0100, quoting your username."

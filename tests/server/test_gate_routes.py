@@ -24,6 +24,10 @@ ALLOWED_UNAUTHENTICATED = {
     ("logout", "GET"),
     ("2fa/enroll", "GET"),
     ("2fa/enroll", "POST"),
+    # A key's login and a first key's registration start before any session; both check the password first.
+    ("2fa/api/webauthn/login-options", "POST"),
+    ("2fa/api/webauthn/registration-options", "POST"),
+    (r"2fa/webauthn\.js", "GET"),  # the pages' script: holds no secret
 }
 # jupyter_server's APIHandler answers CORS preflight requests without a session; it reads and changes nothing.
 INHERITED_PREFLIGHT = "OPTIONS"

@@ -25,7 +25,7 @@ from tornado.httpclient import HTTPResponse
 
 from jupyter_2fa.server.handlers import TwoFactorAPIHandler, handlers
 from jupyter_2fa.server.paths import OPENAPI
-from jupyter_2fa.web import api, handler, models
+from jupyter_2fa.web import api, handler, models, passkeys
 
 from helpers.gate import PASSWORD, WRONG_PASSWORD, Browser, json_body
 
@@ -50,8 +50,9 @@ def spec() -> dict[str, Any]:
 
 
 def api_routes() -> dict[str, type[web.RequestHandler]]:
-    """``{"/2fa/api/...": handler class}`` as the extension registers them (relative to the base URL)."""
-    return {pattern: cls for pattern, cls in handlers() if pattern.startswith(API_PREFIX)}
+    """``{"/2fa/api/...": handler class}`` as the extension registers them (relative to the base URL), a route's
+    one group (a key's id) written as the document's path parameter ``{id}``."""
+    return {re.sub(r"\([^)]*\)", "{id}", pattern): cls for pattern, cls in handlers() if pattern.startswith(API_PREFIX)}
 
 
 def implemented_verbs(cls: type[web.RequestHandler]) -> set[str]:
@@ -106,6 +107,8 @@ def test_document_is_openapi_3(spec: dict[str, Any]) -> None:
     assert isinstance(spec["paths"], dict) and spec["paths"]
     for path, item in spec["paths"].items():
         for verb, op in item.items():
+            if verb == "parameters":  # the path's own parameters ({id})
+                continue
             assert verb in VERBS, (path, verb)
             assert op["responses"], (path, verb)
             for status in op["responses"]:
@@ -131,7 +134,7 @@ def test_paths_and_verbs_are_exactly_the_routes(spec: dict[str, Any]) -> None:
     assert documented == set(routes)
     assert set(spec["paths"]) == documented, "the document describes only the 2FA API"
     for path, cls in routes.items():
-        assert set(spec["paths"][path]) == implemented_verbs(cls), (path, cls.__name__)
+        assert set(spec["paths"][path]) - {"parameters"} == implemented_verbs(cls), (path, cls.__name__)
 
 
 # -- fields, from the handlers' source ----------------------------------------------------------------------------
@@ -158,12 +161,22 @@ def flow_classes(cls: type) -> Iterator[type]:
             yield base
 
 
-def fields_read(cls: type, verb: str) -> set[str]:
-    """The JSON body fields a handler class's ``verb`` reads (the ``json_fields(...)`` calls in it)."""
+def fields_read(cls: type, verb: str) -> dict[str, str]:
+    """The JSON body fields a handler class's ``verb`` reads, with their JSON types: the ``json_fields(...)``
+    calls in it (strings) and the ``json_object(..., name=str, credential=dict)`` ones."""
     verbs = [flow.__dict__[verb] for flow in flow_classes(cls) if verb in flow.__dict__]
-    names: set[str] = set()
-    for call in (c for method in verbs for c in _calls(inspect.getsource(method), "json_fields")):
-        names |= {arg.value for arg in call.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)}
+    names: dict[str, str] = {}
+    for method in verbs:
+        source = textwrap.dedent(inspect.getsource(method))
+        for call in _calls(source, "json_fields"):
+            for arg in call.args:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    names[arg.value] = "string"
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "json_object":
+                for keyword in node.keywords:
+                    kind = keyword.value.id if isinstance(keyword.value, ast.Name) else ""
+                    names[str(keyword.arg)] = {"str": "string", "dict": "object"}[kind]
     return names
 
 
@@ -172,10 +185,10 @@ def fields_returned() -> set[str]:
     web/handler.py, which words refusals), plus the keys of the reply models they build (jupyter_2fa.web.models:
     account_status, provisioning_model, linking_model)."""
     names: set[str] = set()
-    for call in (c for module in (api, handler) for c in _calls(inspect.getsource(module), "reply")):
+    for call in (c for module in (api, handler, passkeys) for c in _calls(inspect.getsource(module), "reply")):
         for arg in call.args[1:]:
             names |= _dict_keys(arg)
-    for model in (models.account_status, models.provisioning_model, models.linking_model):
+    for model in (models.account_status, models.provisioning_model, models.linking_model, passkeys.credential_model):
         for node in ast.walk(ast.parse(inspect.getsource(model))):
             if isinstance(node, ast.Return) and node.value is not None:
                 names |= _dict_keys(node.value)
@@ -190,10 +203,10 @@ def test_request_bodies_match_the_fields_read(spec: dict[str, Any], path: str, c
         if read:
             schema = json_schema_of(spec, op["requestBody"])
             assert schema is not None, (path, verb)
-            assert set(schema["properties"]) == read, (path, verb)
+            assert set(schema["properties"]) == set(read), (path, verb)
             assert schema.get("type") == "object"
-            for field in read:
-                assert resolve(spec, schema["properties"][field]).get("type") == "string", (path, field)
+            for field, kind in read.items():
+                assert resolve(spec, schema["properties"][field]).get("type") == kind, (path, field)
         else:
             assert "requestBody" not in op, (path, verb)
 
@@ -203,7 +216,9 @@ def test_every_returned_field_is_documented(spec: dict[str, Any]) -> None:
     assert {"username", "recovery_codes", "otpauth_uri", "message"} <= returned, returned
     documented: set[str] = set()
     for item in spec["paths"].values():
-        for op in item.values():
+        for verb, op in item.items():
+            if verb == "parameters":
+                continue
             for response in op["responses"].values():
                 schema = json_schema_of(spec, response)
                 if schema is not None:
@@ -289,10 +304,12 @@ async def test_live_answers_match_the_document(
     anonymous = Recorder(spec, new_browser())
     await anonymous("GET", "2fa/api/status")
     await anonymous("POST", "2fa/api/enrollment", {"password": PASSWORD})
+    await anonymous("POST", "2fa/api/webauthn/login-options", {"password": PASSWORD})  # on 127.0.0.1: 400
 
     assert (await browser.login(PASSWORD)).code == 302
     api = Recorder(spec, browser)
     await api("GET", "2fa/api/status")
+    await api("GET", "2fa/api/webauthn/credentials")
     await api("DELETE", "2fa/api/enrollment")
     await api("POST", "2fa/api/enrollment", {"password": WRONG_PASSWORD})
     await api("POST", "2fa/api/enrollment", raw=b"[]")
@@ -325,6 +342,8 @@ async def test_live_answers_match_the_document(
     expected = {
         ("GET", "/2fa/api/status", 200),
         ("GET", "/2fa/api/status", 403),
+        ("POST", "/2fa/api/webauthn/login-options", 400),
+        ("GET", "/2fa/api/webauthn/credentials", 200),
         ("POST", "/2fa/api/enrollment", 201),
         ("POST", "/2fa/api/enrollment", 400),
         ("POST", "/2fa/api/enrollment", 403),
