@@ -453,6 +453,21 @@ class TwoFactorConfig(LoggingConfigurable):
             raise TraitError(f"TwoFactorConfig.{proposal['trait'].name}: {err}") from None
         return list(proposal["value"])
 
+    @validate("webauthn_rp_id", "webauthn_origin")
+    def _validate_relying_party(self, proposal: dict[str, Any]) -> str:
+        """An IP address, an upper-case id or an origin with a path fails here, at start-up, not at every login."""
+        from .core.webauthn import BadRelyingParty, RelyingParty
+
+        value = str(proposal["value"]).strip()
+        if value:
+            rp_id = value if proposal["trait"].name == "webauthn_rp_id" else (urlsplit(value).hostname or "")
+            origin = value if proposal["trait"].name == "webauthn_origin" else f"https://{value}"
+            try:
+                RelyingParty(rp_id, "check", origin)
+            except BadRelyingParty as err:
+                raise TraitError(f"TwoFactorConfig.{proposal['trait'].name}: {err}") from None
+        return value
+
     @validate("factors")
     def _validate_factors(self, proposal: dict[str, Any]) -> list[str]:
         factors = sorted({str(factor).lower() for factor in proposal["value"]})

@@ -24,6 +24,7 @@ STARTED_ELSEWHERE = (
 CANCELLED = "The pending enrollment was cancelled. Nothing was linked."
 WRONG_NEW_CODE = "That code does not match the new device. Enter the code your app shows now."
 KEYS_IN_A_BROWSER = "Keys are registered in a browser: use the 2FA page or the JupyterLab panel."
+KEYS_ONLY = "This site uses passkeys and security keys only: add one on the 2FA page instead of an app."
 WEBAUTHN_OFF = "Passkeys and security keys are not enabled on this server."
 KEY_REQUIRED = "This account must log in with a passkey or security key: use the key button after your password."
 PICTURE_GONE = "This picture was shown already, or has expired."

@@ -34,6 +34,7 @@ CHALLENGE_LIFETIME = CEREMONY_TIMEOUT_MS / 1000 + 30
 MAX_KEYS = 20  # per account: more is a mistake or an attack on the store
 MAX_NAME_CHARS = 64
 DEFAULT_KEY_NAME = "Security key"
+NO_SUCH_KEY = "There is no such key on this account."
 
 
 class KeyStepError(EnrollmentError):
@@ -113,12 +114,22 @@ class Passkeys:
         first_factor_ok: bool,
         code: object = "",
         key_session: bool = False,
+        key_required: bool = False,
         remote_addr: str | None = None,
     ) -> tuple[str, str]:
         """After the password, and the current factor when one is linked (``code``; or ``key_session``, a
         browser session opened with one of the account's keys): ``navigator.credentials.create()`` options and
-        the challenge's id."""
+        the challenge's id.
+
+        An account that must log in with a key (``key_required``) and has one adds more only from a session
+        opened with a key: a code can be relayed by a phishing page, which would then register its own key."""
         account = self.store.get(username)
+        if key_required and account is not None and account.webauthn_keys > 0 and not key_session:
+            self._password(username, first_factor_ok, now, remote_addr, "webauthn-registration")
+            self._audit(Action.WEBAUTHN_ADDED, username, "failure", "key-required", now, remote_addr)
+            raise KeyStepError(
+                "This account logs in with a passkey or security key: log in with one, then add more keys."
+            )
         if account is not None and account.has_second_factor and not key_session:
             self._prove_factor(username, code, now, remote_addr, first_factor_ok)
         else:
@@ -172,7 +183,7 @@ class Passkeys:
     def rename(self, username: str, credential_id: bytes, name: object) -> WebAuthnCredential:
         tidy_name = key_name(name)
         if not self.store.rename_webauthn_credential(username, credential_id, tidy_name):
-            raise UnknownKey("There is no such key on this account.")
+            raise UnknownKey(NO_SUCH_KEY)
         return next(key for key in self.store.webauthn_credentials(username) if key.credential_id == credential_id)
 
     def remove(
@@ -193,7 +204,7 @@ class Passkeys:
                 "(or ask an admin to reset the account)."
             )
         if change is not KeyChange.REMOVED:
-            raise UnknownKey("There is no such key on this account.")
+            raise UnknownKey(NO_SUCH_KEY)
         self._audit(Action.WEBAUTHN_REMOVED, username, "success", "removed", now, remote_addr)
 
     # -- steps shared by the verbs ---------------------------------------------------------------------------

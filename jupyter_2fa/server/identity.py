@@ -160,6 +160,10 @@ class TOTPIdentityProvider(Host, PasswordIdentityProvider):
     def account_named(self, typed: str) -> str:
         return self.username
 
+    def key_required_of(self, handler: web.RequestHandler, name: str) -> bool:
+        """The one user administers this server: ``webauthn_required_for = "admins"`` means them too."""
+        return super().key_required_of(handler, name) or self.webauthn_required_for == "admins"
+
     async def check_password(self, handler: web.RequestHandler, name: str, password: object) -> PasswordCheck:
         """jupyter_server's own password (an Argon2 hash, about 50 ms of a core) checked in the hashing threads:
         on the event loop, a burst of logins or of the panel's Basic calls would stall every user's request."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from ..core import Action, Provisioning
-from ..messages import RELINK_CANCEL_NEEDS_CODE
+from ..messages import KEYS_ONLY, RELINK_CANCEL_NEEDS_CODE
 from .handler import Caller, FlowHandler
 from .host import PasswordCheck
 from .refusals import Refused
@@ -19,6 +19,8 @@ async def start(handler: FlowHandler, check: PasswordCheck, otp: str, key_sessio
     """Begin linking a device to ``check.name`` (a re-link, with ``otp``, when one is linked; beside keys, with a
     recovery code or a session opened with a key) and reveal it."""
     host = handler.host
+    if "totp" not in host.factors:
+        raise Refused(403, KEYS_ONLY)
     now, address = time.time(), host.client_address(handler)
     return await host.in_core(
         lambda core: core.start(

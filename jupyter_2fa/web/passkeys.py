@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import secrets
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tornado import web
 
 from ..core import BadRelyingParty, RelyingParty
-from ..core.passkeys import CHALLENGE_LIFETIME
+from ..core.passkeys import CHALLENGE_LIFETIME, NO_SUCH_KEY
 from ..core.webauthn import KeyAssertion
 from ..messages import KEYS_IN_A_BROWSER, WEBAUTHN_OFF
 from .api import APIFlow, answered
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from ..core import WebAuthnCredential
 
 CEREMONY_COOKIE = "jupyter-2fa-webauthn"
+_CREDENTIAL_ID = re.compile(r"[A-Za-z0-9_-]{1,1400}")
 # A browser's answer to a ceremony (``PublicKeyCredential.toJSON()``): a few hundred bytes, up to about 3 KiB with
 # the longest credential ids the spec allows.
 MAX_RESPONSE_CHARS = 16 * 1024
@@ -121,10 +123,13 @@ def _b64(raw: bytes) -> str:
 
 
 def credential_id(text: str) -> bytes:
+    """A key's id in a URL (base64url without padding); 404 for anything that cannot be one."""
+    if not _CREDENTIAL_ID.fullmatch(text):
+        raise Refused(404, NO_SUCH_KEY)
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, binascii.Error):
-        raise Refused(404, "There is no such key on this account.") from None
+        raise Refused(404, NO_SUCH_KEY) from None
 
 
 class KeyLoginOptionsAPI(APIFlow):
@@ -161,6 +166,7 @@ class KeyRegistrationOptionsAPI(APIFlow):
         name, key_session = await self.registrant(fields["username"])
         typed = await self.host.check_password(self, name, fields["password"])
         check = PasswordCheck(name, typed.ok and typed.name == name)
+        key_required = self.host.key_required_of(self, name)
         now, address, nonce = time.time(), self.host.client_address(self), new_nonce()
         options, challenge_id = await self.host.in_core(
             lambda core: core.passkeys.registration_options(
@@ -171,6 +177,7 @@ class KeyRegistrationOptionsAPI(APIFlow):
                 first_factor_ok=check.ok,
                 code=fields["otp"],
                 key_session=key_session,
+                key_required=key_required,
                 remote_addr=address,
             )
         )
@@ -222,7 +229,9 @@ class KeyCredentialsAPI(APIFlow):
 class KeyCredentialAPI(APIFlow):
     """``PATCH webauthn/credentials/<id>``: rename; ``DELETE``: remove (with the password)."""
 
-    route = r"/2fa/api/webauthn/credentials/([A-Za-z0-9_-]{1,1400})"
+    # Any segment reaches the handler, which answers an id that cannot be one with the API's 404 (a route that
+    # did not match would leave it to the host's default handler, with an HTML answer).
+    route = r"/2fa/api/webauthn/credentials/([^/]+)"
 
     @answered
     async def patch(self, key_id: str) -> None:

@@ -17,8 +17,12 @@
     },
   };
 
+  // Browsers refuse WebAuthn on an IP address (its relying party must be a host name), though such a page can
+  // be a secure context (http://127.0.0.1): say so before the user types anything.
   function supported() {
-    return Boolean(window.PublicKeyCredential && navigator.credentials && window.isSecureContext);
+    const host = location.hostname;
+    const ipAddress = /^[0-9.]+$/.test(host) || host.includes(":") || host.startsWith("[");
+    return Boolean(window.PublicKeyCredential && navigator.credentials && window.isSecureContext && !ipAddress);
   }
 
   // The server's options (JSON, binary fields in base64url) as the objects the WebAuthn API takes.
@@ -144,6 +148,9 @@
       status.textContent = "Touch or unlock your key when your browser asks.";
       try {
         const proof = { password: field("password").value, otp: field("otp") ? field("otp").value : "" };
+        if (field("username")) {
+          proof.username = field("username").value;
+        }
         const answer = await post(button.dataset.optionsUrl, form, proof);
         const credential = await navigator.credentials.create({ publicKey: creationOptions(answer.options) });
         field("credential").value = JSON.stringify(credentialJSON(credential));

@@ -60,6 +60,9 @@ def _text_message(text: str, kind: str) -> str:
     return f'<p style="color: {colour}">{html.escape(text)}</p>'
 
 
+# A kernel cannot reach the browser's WebAuthn API, so keys are managed where the browser is.
+KEYS_ELSEWHERE = "managed on the 2FA page or in the JupyterLab panel"
+
 class EnrollmentPanel(widgets.VBox):
     """Two-factor authentication for the account running this notebook.
 
@@ -153,6 +156,8 @@ class EnrollmentPanel(widgets.VBox):
         enrolled = bool(self.status.get("enrolled"))
         linking_allowed = self.status.get("policy") != "cli-only"
         buttons = [self.relink_button, self.recovery_button] if enrolled else [self.link_button]
+        if not enrolled and self.status.get("webauthn_keys"):  # keys only: the app is added on the 2FA page
+            buttons = []
         for button in (self.link_button, self.relink_button):
             button.disabled = not linking_allowed
         self.menu_buttons.children = [*buttons, self.refresh_button]
@@ -179,6 +184,7 @@ class EnrollmentPanel(widgets.VBox):
         rows = [
             ("Account", status.get("username", "")),
             ("Device linked", "yes" if status.get("enrolled") else "no"),
+            ("Passkeys and security keys", f"{status.get('webauthn_keys', 0)} ({KEYS_ELSEWHERE})"),
             ("Recovery codes left", status.get("recovery_codes_left", 0)),
             ("Locked", "yes, ask your administrator" if status.get("locked") else "no"),
             ("Policy", policy),

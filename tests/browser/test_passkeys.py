@@ -22,6 +22,7 @@ import requests
 from playwright.sync_api import CDPSession, Page, expect
 
 from helpers.browser import PASSWORD, LabServer, assert_accessible
+from helpers.hub import HubFactory, twofa_api
 from helpers.ports import free_port
 
 pytestmark = pytest.mark.slow
@@ -135,7 +136,7 @@ def _gate(page: Page, url: str, server: LabServer, shots: Path) -> None:
     # 5. A replayed assertion: the login form's body, sent again, is refused.
     page.goto(f"{url}/logout")
     sent: list[str] = []
-    page.on("request", lambda request: sent.append(request.post_data or "") if request.url.endswith("/login") else None)
+    page.on("request", lambda request: sent.append(request.post_data or "") if request.method == "POST" else None)
     log_in_with_key(page, url)
     expect(page).to_have_url(re.compile(r"/lab"), timeout=60_000)
     body = next(data for data in sent if "webauthn=" in data)
@@ -191,3 +192,50 @@ def _gate(page: Page, url: str, server: LabServer, shots: Path) -> None:
     )
     assert phished.status_code == 401, phished.status_code
     assert json.loads(assertion)["id"]
+
+
+HUB_USER = "alice"
+HUB_CONFIG = f"""
+c.JupyterHub.authenticator_class = "jupyter_2fa.hub.TOTPAuthenticator"
+c.TOTPAuthenticator.inner_authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = {PASSWORD!r}
+c.Authenticator.allow_all = True
+c.JupyterHub.default_url = "/hub/home"
+"""
+
+
+def test_passkeys_on_the_hub(page: Page, hub_factory: HubFactory, screenshot_dir: Path) -> None:
+    hub = hub_factory(HUB_CONFIG)
+    url = hub.url.replace("127.0.0.1", "localhost")
+    with screenshot_on_failure(page, screenshot_dir / "hub-passkeys-failure.png"):
+        keys = Authenticators(page)
+        keys.add("usb", resident=False)
+
+        # The hub's 2FA page, before any login: username and password, then the browser creates the key.
+        page.goto(f"{url}/hub/2fa/enroll")
+        page.fill("#key_username_input", HUB_USER)
+        page.fill("#key_password_input", PASSWORD)
+        page.fill("#key_name_input", "YubiKey")
+        page.click("#key_add")
+        expect(page.locator("#key_added")).to_contain_text("YubiKey")
+        expect(page.locator("#recovery_codes li")).to_have_count(10)
+        assert_accessible(page, "the hub's 2FA page after a key was added")
+
+        # JupyterHub's login form with the key button: password, then the key.
+        page.goto(f"{url}/hub/login")
+        expect(page.locator("#key_login")).to_be_visible()
+        assert_accessible(page, "the hub's login page with the key button", exclude=HUB_LOGIN_CHROME)
+        page.screenshot(path=screenshot_dir / "hub-passkey-login.png", full_page=True)
+        page.fill("#username_input", HUB_USER)
+        page.fill("#password_input", PASSWORD)
+        page.click("#key_login")
+        expect(page).to_have_url(re.compile(r"/hub/home"), timeout=60_000)
+
+        # An admin's reset removes every key: the key button now says there is none.
+        assert twofa_api(hub, "DELETE", HUB_USER).status_code in (200, 204)
+        page.context.clear_cookies()
+        page.goto(f"{url}/hub/login")
+        page.fill("#username_input", HUB_USER)
+        page.fill("#password_input", PASSWORD)
+        page.click("#key_login")
+        expect(page.locator("#key_status")).to_contain_text("No passkey or security key is registered")

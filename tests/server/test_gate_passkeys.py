@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from traitlets import TraitError
 
+from jupyter_2fa.config import TwoFactorConfig
 from jupyter_2fa.server import TOTPIdentityProvider
 
 from helpers.gate import (
@@ -238,3 +240,53 @@ async def test_a_required_key_refuses_the_app_code(
     assert refused.code == 403 and "passkey or security key" in (login_message(refused) or "")
     done = await register_on_page(browser, SoftKey(counter=1), origin, otp=enrolled.fresh_code())
     assert done.code == 200, body_text(done)
+
+
+@pytest.mark.parametrize(
+    "gate_config", [{"TwoFactorConfig": {"factors": ["webauthn"]}}], indirect=True, ids=["keys-only-site"]
+)
+async def test_a_keys_only_site_links_no_app(key_browser: Callable[[], Browser]) -> None:
+    page = await key_browser().post_form("2fa/enroll", {"action": "start", "password": PASSWORD})
+    assert page.code == 403 and 'id="enroll_qr"' not in body_text(page)
+    assert "passkeys and security keys only" in body_text(page)
+
+
+@pytest.mark.parametrize(
+    "gate_config", [{"TwoFactorConfig": {"webauthn_required_for": "admins"}}], indirect=True, ids=["admins"]
+)
+async def test_the_gates_one_user_is_its_admin(
+    key_browser: Callable[[], Browser], origin: str, enrolled: EnrolledAccount
+) -> None:
+    refused = await key_browser().login(PASSWORD, enrolled.fresh_code())
+    assert refused.code == 403 and "passkey or security key" in (login_message(refused) or "")
+
+
+@pytest.mark.parametrize(
+    "gate_config", [{"TwoFactorConfig": {"webauthn_required_for": "everyone"}}], indirect=True, ids=["keys-required"]
+)
+async def test_a_relayed_code_cannot_add_a_key_once_keys_are_required(
+    key_browser: Callable[[], Browser], origin: str, enrolled: EnrolledAccount
+) -> None:
+    key = SoftKey(counter=1)
+    assert (await register_on_page(key_browser(), key, origin, otp=enrolled.fresh_code())).code == 200
+    phisher = key_browser()  # has the password and a code relayed from the user's screen
+    answer = await phisher.post_json(REGISTRATION_OPTIONS, {"password": PASSWORD, "otp": enrolled.fresh_code()})
+    assert answer.code == 400 and "log in with one" in json_body(answer)["message"]
+    owner = key_browser()
+    assert (await log_in_with_key(owner, key, origin)).code == 302
+    more = await owner.post_json(REGISTRATION_OPTIONS, {"password": PASSWORD})
+    assert more.code == 200, body_text(more)
+
+
+@pytest.mark.parametrize(
+    ("trait", "value", "words"),
+    [
+        pytest.param("webauthn_rp_id", "127.0.0.1", "not an IP address", id="ip-id"),
+        pytest.param("webauthn_rp_id", "Hub.Example.org", "lower-case", id="upper-case-id"),
+        pytest.param("webauthn_origin", "http://hub.example.org", "https", id="plain-http-origin"),
+        pytest.param("webauthn_origin", "https://hub.example.org/hub/", "scheme://host", id="origin-with-path"),
+    ],
+)
+def test_a_relying_party_that_cannot_work_stops_the_start(trait: str, value: str, words: str) -> None:
+    with pytest.raises(TraitError, match=words):
+        TwoFactorConfig(**{trait: value})
