@@ -7,6 +7,8 @@
  * `GET status` once more to tell them apart: if that is refused too, the session is gone.
  */
 
+import type { CreationOptionsJSON, RegistrationResponseJSON } from './webauthn';
+
 /** The account's state and this session's (`GET status`). The hub has no session fields. */
 export interface Status {
   username: string;
@@ -16,6 +18,10 @@ export interface Status {
   locked: boolean;
   policy: 'required' | 'optional' | 'cli-only';
   optional_until: string | null;
+  /** How many passkeys and security keys the account has. */
+  webauthn_keys: number;
+  /** Whether this server lets keys be registered and used (`TwoFactorConfig.factors`). */
+  webauthn_enabled?: boolean;
   session_factor?: string | null;
   /** Unix time (seconds) at which this session ends at the latest. */
   session_expires_at?: number | null;
@@ -31,6 +37,24 @@ export interface Provisioning {
   expires_at: number | null;
 }
 
+/** One passkey or security key of the account (`GET webauthn/credentials`). */
+export interface WebAuthnCredential {
+  /** The credential id, base64url. */
+  id: string;
+  name: string;
+  /** Unix time (seconds); an ISO 8601 string is read too. */
+  created_at: number | string;
+  last_used_at: number | string | null;
+  transports: string[];
+  aaguid: string;
+}
+
+/** The answer to adding a key: `recovery_codes` is non-empty only when it is the account's first factor. */
+export interface AddedCredential {
+  credential: WebAuthnCredential;
+  recovery_codes: string[];
+}
+
 export type ErrorKind =
   | 'rejected' // 403: wrong password or code (one answer for both), or a policy refusal
   | 'locked' // 403 and the account is now locked: the message carries the site's help text
@@ -39,7 +63,8 @@ export type ErrorKind =
   | 'invalid' // 400/413: malformed input
   | 'unavailable' // 503: the 2FA store is down
   | 'session' // the session expired or was revoked
-  | 'network'; // no answer, or not the API's JSON
+  | 'network' // no answer, or not the API's JSON
+  | 'browser'; // the browser's WebAuthn prompt was cancelled, timed out or refused
 
 export class TwoFactorError extends Error {
   constructor(
@@ -78,7 +103,8 @@ const MESSAGES: Record<ErrorKind, string> = {
   invalid: 'The server did not accept that input.',
   unavailable: 'The two-factor service is unavailable right now. Try again later.',
   session: 'Your session has ended.',
-  network: 'The server could not be reached. Check your connection and try again.'
+  network: 'The server could not be reached. Check your connection and try again.',
+  browser: 'The browser could not create a key. Try again.'
 };
 
 function kindOf(status: number): ErrorKind {
@@ -142,10 +168,61 @@ export class TwoFactorApi {
     return body.recovery_codes;
   }
 
+  async webauthnCredentials(): Promise<WebAuthnCredential[]> {
+    const body = await this.call<{ credentials: WebAuthnCredential[] }>('GET', 'webauthn/credentials');
+    return body.credentials;
+  }
+
+  /** Starts adding a key: the password, and a code when a factor is linked. Sets the ceremony cookie. */
+  async webauthnRegistrationOptions(credentials: Credentials): Promise<CreationOptionsJSON> {
+    const body = await this.call<{ options: CreationOptionsJSON }>(
+      'POST',
+      'webauthn/registration-options',
+      { password: credentials.password, otp: credentials.otp ?? '' },
+      credentials
+    );
+    return body.options;
+  }
+
+  async addWebAuthnCredential(
+    name: string,
+    credential: RegistrationResponseJSON,
+    credentials?: Credentials
+  ): Promise<AddedCredential> {
+    const body = await this.call<Partial<AddedCredential>>(
+      'POST',
+      'webauthn/credentials',
+      { name, credential },
+      credentials
+    );
+    return { credential: body.credential as WebAuthnCredential, recovery_codes: body.recovery_codes ?? [] };
+  }
+
+  /** In hub mode the password is asked too (HTTP Basic); the gate's session cookie is enough there. */
+  async renameWebAuthnCredential(id: string, name: string, credentials?: Credentials): Promise<WebAuthnCredential> {
+    const body = await this.call<{ credential: WebAuthnCredential }>(
+      'PATCH',
+      `webauthn/credentials/${encodeURIComponent(id)}`,
+      { name },
+      credentials
+    );
+    return body.credential;
+  }
+
+  /** A 409 (the account's last factor) keeps the server's message, which says what to do instead. */
+  async removeWebAuthnCredential(id: string, credentials: Credentials): Promise<void> {
+    await this.call(
+      'DELETE',
+      `webauthn/credentials/${encodeURIComponent(id)}`,
+      { password: credentials.password },
+      credentials
+    );
+  }
+
   private async call<T>(
     method: string,
     path: string,
-    body?: Record<string, string>,
+    body?: Record<string, unknown>,
     credentials?: Credentials
   ): Promise<T> {
     const response = await this.send(method, path, body, credentials);
@@ -158,7 +235,7 @@ export class TwoFactorApi {
   private async send(
     method: string,
     path: string,
-    body: Record<string, string> | undefined,
+    body: Record<string, unknown> | undefined,
     credentials: Credentials | undefined
   ): Promise<Response> {
     const headers: Record<string, string> = {};

@@ -15,6 +15,7 @@ import { expiryMessage, loginUrl } from './expiry';
 import { SessionMonitor } from './session';
 import { PanelController } from './state';
 import { SessionStatusItem } from './statusbar';
+import { passkeySupport } from './webauthn';
 import { TwoFactorPanel } from './widget';
 
 const PLUGIN_ID = 'jupyter-2fa:plugin';
@@ -146,10 +147,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     app.commands.addCommand(OPEN, {
       label: 'Two-Factor Authentication',
-      caption: 'Link a device, re-link, new recovery codes, session status',
+      caption: 'Link a device, re-link, passkeys and security keys, new recovery codes, session status',
       execute: () => {
         if (!panel || panel.isDisposed) {
-          const controller = new PanelController(api, sessionEnded);
+          const controller = new PanelController(api, sessionEnded, passkeySupport(window));
           // A change can move the session (a confirmed link re-issues the cookie): re-read it after one.
           controller.subscribe(state => state.notice !== null && !state.busy && void monitor?.check());
           panel = new TwoFactorPanel(controller);

@@ -4,8 +4,8 @@
  * check exactly that.
  */
 
-import { Credentials } from './api';
-import { PanelController, PanelState, Purpose, Step } from './state';
+import { Credentials, WebAuthnCredential } from './api';
+import { addKeyNeedsCode, PanelController, PanelState, Purpose, Step } from './state';
 
 type Child = Node | string | null | false;
 
@@ -48,6 +48,18 @@ export function formatTime(unixSeconds: number): string {
   return new Date(unixSeconds * 1000).toLocaleString();
 }
 
+/** A key's time (Unix seconds, or an ISO 8601 string) in a `<time>` element; null is "never". */
+function timeElement(value: number | string | null): Node | string {
+  if (value === null || value === undefined || value === '') {
+    return 'never';
+  }
+  const date = typeof value === 'number' ? new Date(value * 1000) : new Date(value);
+  if (Number.isNaN(date.getTime())) {
+    return String(value);
+  }
+  return h('time', { dateTime: date.toISOString() }, date.toLocaleString());
+}
+
 /** The QR code from the server as an inline SVG element: parsed, never given to a URL or `innerHTML`. */
 function qrElement(svg: string): Element | null {
   const doc = new DOMParser().parseFromString(svg, 'image/svg+xml');
@@ -69,6 +81,10 @@ function passwordInput(): HTMLInputElement {
 
 function codeInput(name: string, autocomplete: AutoFill = 'one-time-code'): HTMLInputElement {
   return h('input', { type: 'text', name, autocomplete, required: true, spellcheck: false, inputMode: 'text' });
+}
+
+function keyNameInput(value = ''): HTMLInputElement {
+  return h('input', { type: 'text', name: 'name', autocomplete: 'off', required: true, value });
 }
 
 /** Reads the form's fields and empties every one of them at once, whatever the answer will be. */
@@ -118,7 +134,8 @@ export class PanelView {
     const device = status.enrolled ? 'linked' : status.pending ? 'pending confirmation' : 'not linked';
     const rows: [string, string, string][] = [
       ['Account', status.username, 'username'],
-      ['Device', device + (status.enrolled && status.pending ? ' (a re-link is pending)' : ''), 'device'],
+      ['Authenticator app', device + (status.enrolled && status.pending ? ' (a re-link is pending)' : ''), 'device'],
+      ['Passkeys and security keys', String(status.webauthn_keys ?? 0), 'webauthn-keys'],
       ['Recovery codes left', String(status.recovery_codes_left), 'codes-left'],
       ['Policy', status.policy + (status.optional_until ? ` until ${status.optional_until}` : ''), 'policy']
     ];
@@ -152,27 +169,113 @@ export class PanelView {
         return this.confirmation(step.provisioning);
       case 'codes':
         return this.codes(step.codes);
+      case 'key-add':
+        return this.addKey(state, step.waiting);
+      case 'key-rename':
+        return this.renameKey(step.key);
+      case 'key-remove':
+        return this.removeKey(step.key);
     }
   }
 
-  private button(label: string, action: string, onClick: () => void, primary = false): HTMLButtonElement {
+  /** `name` is the accessible name when the visible label alone is ambiguous (it starts with the label). */
+  private button(
+    label: string,
+    action: string,
+    onClick: () => void,
+    primary = false,
+    name?: string
+  ): HTMLButtonElement {
     const className = `jp-Button jp-mod-styled ${primary ? 'jp-mod-accept' : 'jp-mod-reject'}`;
-    return h('button', { type: 'button', className, onclick: onClick, dataset: { action } }, label);
+    const button = h('button', { type: 'button', className, onclick: onClick, dataset: { action } }, label);
+    if (name) {
+      button.setAttribute('aria-label', name);
+    }
+    return button;
   }
 
   private overview(state: PanelState): Node {
     const status = state.status;
     const c = this.controller;
     const canLink = status !== null && status.policy !== 'cli-only' && !status.locked;
+    // Beside keys, the app is linked with a recovery code on the 2FA page, or here from a session opened with a key.
+    const keysOnly = status !== null && !status.enrolled && status.webauthn_keys > 0;
+    const appLinkable = canLink && (!keysOnly || status.session_factor === 'webauthn');
+    const hasFactor = status !== null && (status.enrolled || status.webauthn_keys > 0);
     const actions = [
-      canLink && !status.enrolled && this.button('Link a device', 'enroll', () => c.open('enroll'), true),
+      appLinkable && !status.enrolled && this.button('Link a device', 'enroll', () => c.open('enroll'), true),
       canLink && status.enrolled && this.button('Re-link a device', 'relink', () => c.open('relink')),
-      status?.enrolled && this.button('New recovery codes', 'recovery', () => c.open('recovery')),
+      hasFactor && this.button('New recovery codes', 'recovery', () => c.open('recovery')),
       status?.pending && this.button('Finish or cancel the pending link', 'pending', () => c.finishPending()),
       this.button('Refresh', 'refresh', () => void c.refresh())
     ];
     const cliOnly = status?.policy === 'cli-only' && h('p', {}, 'Devices are linked by an administrator here.');
-    return h('div', { className: 'jp-2fa-actions' }, cliOnly, ...actions.filter((a): a is HTMLButtonElement => !!a));
+    return h(
+      'div',
+      {},
+      h('div', { className: 'jp-2fa-actions' }, cliOnly, ...actions.filter((a): a is HTMLButtonElement => !!a)),
+      this.keys(state, canLink)
+    );
+  }
+
+  /** The keys' list with rename and remove, and adding one where this page can (else why not, plainly). */
+  private keys(state: PanelState, canAdd: boolean): Node {
+    const c = this.controller;
+    const keys = state.keys;
+    let list: Node;
+    if (keys === null) {
+      list = h('p', {}, state.busy ? 'Loading…' : 'The list of keys is not available.');
+    } else if (keys.length === 0) {
+      list = h('p', {}, 'No passkeys or security keys yet.');
+    } else {
+      const header = ['Name', 'Added', 'Last used', 'Actions'].map(text => h('th', { scope: 'col' }, text));
+      const rows = keys.map(key =>
+        h(
+          'tr',
+          { dataset: { key: key.id } },
+          h('th', { scope: 'row' }, key.name),
+          h('td', {}, timeElement(key.created_at)),
+          h('td', {}, timeElement(key.last_used_at)),
+          h(
+            'td',
+            {},
+            h(
+              'div',
+              { className: 'jp-2fa-key-actions' },
+              this.button('Rename', 'key-rename', () => c.openRename(key), false, `Rename ${key.name}`),
+              this.button('Remove', 'key-remove', () => c.openRemove(key), false, `Remove ${key.name}`)
+            )
+          )
+        )
+      );
+      list = h(
+        'table',
+        { className: 'jp-2fa-keys-table' },
+        h('thead', {}, h('tr', {}, ...header)),
+        h('tbody', {}, ...rows)
+      );
+    }
+    const unavailable = c.passkeysUnavailable;
+    const add = unavailable
+      ? h('p', { className: 'jp-2fa-unavailable', dataset: { field: 'passkeys-unavailable' } }, unavailable)
+      : canAdd &&
+        h(
+          'div',
+          { className: 'jp-2fa-actions' },
+          this.button('Add a passkey or security key', 'key-add', () => c.openAddKey())
+        );
+    return h(
+      'section',
+      { className: 'jp-2fa-keys' },
+      h('h3', {}, 'Passkeys and security keys'),
+      h(
+        'p',
+        {},
+        'A passkey or security key logs you in with a touch, a PIN or your device unlock, instead of a code from the app.'
+      ),
+      list,
+      add
+    );
   }
 
   private form(
@@ -250,6 +353,89 @@ export class PanelView {
         ]
       : [h('p', {}, 'A device link is pending. Enter the code the device you scanned shows now, or cancel.')];
     return h('section', { dataset: { step: 'confirm' } }, h('h3', {}, 'Confirm the new device'), ...scan, form);
+  }
+
+  private addKey(state: PanelState, waiting: boolean): Node {
+    const c = this.controller;
+    const status = state.status;
+    const needsCode = addKeyNeedsCode(status);
+    const inputs = [field('Name of the key', keyNameInput()), field('Password', passwordInput())];
+    if (needsCode) {
+      inputs.push(field(status?.enrolled ? 'Current code or recovery code' : 'Recovery code', codeInput('otp')));
+    }
+    const submit = (values: Record<string, string>): void => {
+      void c.addKey(values.name.trim(), { password: values.password, otp: values.otp });
+    };
+    return h(
+      'section',
+      { dataset: { step: 'key-add' } },
+      h('h3', {}, 'Add a passkey or security key'),
+      h(
+        'p',
+        {},
+        'Name the key so you can tell it apart later, and enter your password' +
+          (needsCode ? ' and a code from your authenticator app (or a recovery code)' : '') +
+          ". Then follow your browser's prompt."
+      ),
+      waiting
+        ? h(
+            'p',
+            { className: 'jp-2fa-prompt', role: 'status' },
+            "Follow your browser's prompt: touch your security key, or unlock your passkey on this device or your phone."
+          )
+        : null,
+      this.form(
+        'jp-2fa-key-add',
+        inputs,
+        'Continue',
+        submit,
+        this.button('Back', 'back', () => c.back())
+      )
+    );
+  }
+
+  private renameKey(key: WebAuthnCredential): Node {
+    const c = this.controller;
+    const hub = c.hubMode;
+    const inputs = [field('New name', keyNameInput(key.name))];
+    if (hub) {
+      inputs.push(field('Password', passwordInput()));
+    }
+    const submit = (values: Record<string, string>): void => {
+      void c.renameKey(values.name.trim(), hub ? { password: values.password ?? '' } : undefined);
+    };
+    return h(
+      'section',
+      { dataset: { step: 'key-rename' } },
+      h('h3', {}, `Rename “${key.name}”`),
+      this.form(
+        'jp-2fa-key-rename',
+        inputs,
+        'Rename',
+        submit,
+        this.button('Back', 'back', () => c.back())
+      )
+    );
+  }
+
+  private removeKey(key: WebAuthnCredential): Node {
+    const c = this.controller;
+    const submit = (values: Record<string, string>): void => {
+      void c.removeKey({ password: values.password });
+    };
+    return h(
+      'section',
+      { dataset: { step: 'key-remove' } },
+      h('h3', {}, `Remove “${key.name}”`),
+      h('p', {}, 'You can no longer log in with this key once it is removed. Enter your password to remove it.'),
+      this.form(
+        'jp-2fa-key-remove',
+        [field('Password', passwordInput())],
+        'Remove key',
+        submit,
+        this.button('Back', 'back', () => c.back())
+      )
+    );
   }
 
   private codes(codes: string[]): Node {

@@ -1,5 +1,5 @@
 import { ErrorKind, TwoFactorApi, TwoFactorError } from '../src/api';
-import { CODES, PROVISIONING, Reply, scripted, status } from './fakes';
+import { CODES, CREATION_OPTIONS, KEY, PROVISIONING, REGISTRATION, Reply, scripted, status } from './fakes';
 
 const API = '/user-base/2fa/api/';
 
@@ -7,6 +7,8 @@ type Operation = (api: TwoFactorApi) => Promise<unknown>;
 
 const relink: Operation = api => api.beginRelink({ password: 'pw', otp: '123456' });
 const confirm: Operation = api => api.confirm('123456');
+const removeKey: Operation = api => api.removeWebAuthnCredential(KEY.id, { password: 'pw' });
+const keyOptions: Operation = api => api.webauthnRegistrationOptions({ password: 'pw', otp: '123456' });
 
 describe('TwoFactorApi on a single server', () => {
   it.each<[string, Operation, string, string, unknown, Reply, unknown]>([
@@ -47,7 +49,79 @@ describe('TwoFactorApi on a single server', () => {
       { status: 200, body: { recovery_codes: CODES } },
       CODES
     ],
-    ['cancel', api => api.cancelEnrollment(), 'DELETE', 'enrollment', undefined, { status: 204 }, undefined]
+    ['cancel', api => api.cancelEnrollment(), 'DELETE', 'enrollment', undefined, { status: 204 }, undefined],
+    [
+      'list keys',
+      api => api.webauthnCredentials(),
+      'GET',
+      'webauthn/credentials',
+      undefined,
+      { status: 200, body: { credentials: [KEY] } },
+      [KEY]
+    ],
+    [
+      'key options',
+      keyOptions,
+      'POST',
+      'webauthn/registration-options',
+      { password: 'pw', otp: '123456' },
+      { status: 200, body: { options: CREATION_OPTIONS } },
+      CREATION_OPTIONS
+    ],
+    [
+      'key options without a factor yet',
+      api => api.webauthnRegistrationOptions({ password: 'pw' }),
+      'POST',
+      'webauthn/registration-options',
+      { password: 'pw', otp: '' },
+      { status: 200, body: { options: CREATION_OPTIONS } },
+      CREATION_OPTIONS
+    ],
+    [
+      'add a key',
+      api => api.addWebAuthnCredential('My YubiKey', REGISTRATION),
+      'POST',
+      'webauthn/credentials',
+      { name: 'My YubiKey', credential: REGISTRATION },
+      { status: 201, body: { credential: KEY, recovery_codes: [] } },
+      { credential: KEY, recovery_codes: [] }
+    ],
+    [
+      'add the first factor',
+      api => api.addWebAuthnCredential('My YubiKey', REGISTRATION),
+      'POST',
+      'webauthn/credentials',
+      { name: 'My YubiKey', credential: REGISTRATION },
+      { status: 201, body: { credential: KEY, recovery_codes: CODES } },
+      { credential: KEY, recovery_codes: CODES }
+    ],
+    [
+      'add a key, the answer without codes',
+      api => api.addWebAuthnCredential('My YubiKey', REGISTRATION),
+      'POST',
+      'webauthn/credentials',
+      { name: 'My YubiKey', credential: REGISTRATION },
+      { status: 201, body: { credential: KEY } },
+      { credential: KEY, recovery_codes: [] }
+    ],
+    [
+      'rename a key',
+      api => api.renameWebAuthnCredential(KEY.id, 'Blue key'),
+      'PATCH',
+      `webauthn/credentials/${KEY.id}`,
+      { name: 'Blue key' },
+      { status: 200, body: { credential: { ...KEY, name: 'Blue key' } } },
+      { ...KEY, name: 'Blue key' }
+    ],
+    [
+      'remove a key',
+      removeKey,
+      'DELETE',
+      `webauthn/credentials/${KEY.id}`,
+      { password: 'pw' },
+      { status: 204 },
+      undefined
+    ]
   ])('%s', async (_name, operation, method, path, body, reply, expected) => {
     const { transport, calls } = scripted(reply);
     await expect(operation(new TwoFactorApi({ apiUrl: API, transport }))).resolves.toEqual(expected);
@@ -140,6 +214,43 @@ describe('TwoFactorApi on a single server', () => {
       null
     ],
     [
+      'removing the last factor',
+      removeKey,
+      [{ status: 409, body: { message: 'This is your only second factor: link the app or add another key first.' } }],
+      'conflict',
+      'This is your only second factor: link the app or add another key first.',
+      null
+    ],
+    [
+      'removing a key that is gone',
+      removeKey,
+      [{ status: 404, body: { message: 'No such key.' } }],
+      'conflict',
+      'No such key.',
+      null
+    ],
+    [
+      'removing with a wrong password',
+      removeKey,
+      [wrong, { status: 200, body: status() }],
+      'rejected',
+      'Invalid password or code.',
+      null
+    ],
+    [
+      'key options on an IP address',
+      keyOptions,
+      [
+        {
+          status: 400,
+          body: { message: "WebAuthn needs a host name such as localhost, not an IP address ('127.0.0.1')" }
+        }
+      ],
+      'invalid',
+      "WebAuthn needs a host name such as localhost, not an IP address ('127.0.0.1')",
+      null
+    ],
+    [
       'a 403 whose status check fails too',
       relink,
       [wrong, new TypeError('offline')],
@@ -199,6 +310,25 @@ describe('TwoFactorApi under JupyterHub', () => {
     const { api } = hub(...replies);
     const call = replies.length === 1 ? api.status() : api.confirm('123456', { password: 'pw' });
     await expect(call).rejects.toMatchObject({ kind });
+  });
+
+  it('renames and removes keys with Basic credentials, lists them with the hub cookie', async () => {
+    const { api, calls } = hub(
+      { status: 200, body: { credentials: [KEY] } },
+      { status: 200, body: { credential: KEY } },
+      { status: 204 }
+    );
+    await api.webauthnCredentials();
+    await api.renameWebAuthnCredential(KEY.id, 'Blue key', { password: 'pw' });
+    await api.removeWebAuthnCredential(KEY.id, { password: 'pw' });
+    expect(calls.map(c => [c.init.method, c.init.credentials])).toEqual([
+      ['GET', 'same-origin'],
+      ['PATCH', 'omit'],
+      ['DELETE', 'omit']
+    ]);
+    expect(calls[0].init.headers).not.toHaveProperty('Authorization');
+    expect((calls[1].init.headers as Record<string, string>)['Authorization']).toMatch(/^Basic /);
+    expect(JSON.parse(String(calls[2].init.body))).toEqual({ password: 'pw' });
   });
 
   it('asks for the password at confirm and cancel', async () => {

@@ -1,6 +1,7 @@
 /** Test doubles at the boundary: a transport that answers from a script, and the provisioning it reveals. */
 
-import { Provisioning, Status, Transport } from '../src/api';
+import { Provisioning, Status, Transport, WebAuthnCredential } from '../src/api';
+import { CreationOptionsJSON, RegistrationResponseJSON } from '../src/webauthn';
 
 export interface Call {
   url: string;
@@ -30,11 +31,57 @@ export function status(overrides: Partial<Status> = {}): Status {
     locked: false,
     policy: 'required',
     optional_until: null,
+    webauthn_keys: 0,
     session_factor: 'totp',
     session_expires_at: 1_900_000_000,
     ...overrides
   };
 }
+
+export const KEY: WebAuthnCredential = {
+  id: 'AQIDBAUG-_8',
+  name: 'My YubiKey',
+  created_at: 1_800_000_000,
+  last_used_at: null,
+  transports: ['usb', 'nfc'],
+  aaguid: 'cb69481e-8ff7-4039-93ec-0a2729a154a8'
+};
+
+export const PHONE: WebAuthnCredential = {
+  ...KEY,
+  id: 'CQoLDA',
+  name: 'Phone',
+  last_used_at: 1_800_000_600,
+  transports: ['hybrid', 'internal']
+};
+
+/** What py_webauthn's `options_to_json` gives for a registration (bytes as base64url without padding). */
+export const CREATION_OPTIONS: CreationOptionsJSON = {
+  rp: { name: 'Jupyter', id: 'localhost' },
+  user: { id: 'YWRh', name: 'ada', displayName: 'ada' },
+  challenge: '-_-_AAEC', // bytes fb ff bf 00 01 02: base64 would have + and /
+  pubKeyCredParams: [
+    { type: 'public-key', alg: -7 },
+    { type: 'public-key', alg: -257 }
+  ],
+  timeout: 120000,
+  excludeCredentials: [{ id: KEY.id, type: 'public-key', transports: ['usb', 'nfc'] }],
+  authenticatorSelection: { residentKey: 'preferred', userVerification: 'required' },
+  attestation: 'none'
+};
+
+export const REGISTRATION: RegistrationResponseJSON = {
+  id: 'DQ4PEA',
+  rawId: 'DQ4PEA',
+  type: 'public-key',
+  response: {
+    clientDataJSON: 'eyJ0eXBlIjoid2ViYXV0aG4uY3JlYXRlIn0',
+    attestationObject: 'o2NmbXRkbm9uZQ',
+    transports: ['usb']
+  },
+  clientExtensionResults: {},
+  authenticatorAttachment: 'cross-platform'
+};
 
 /** Answers each request with the next scripted reply (an Error is thrown, as fetch does offline). */
 export function scripted(...replies: Reply[]): { transport: Transport; calls: Call[] } {

@@ -2,10 +2,11 @@
  * @jest-environment jsdom
  */
 
-import { Provisioning, Status, TwoFactorApi } from '../src/api';
+import { AddedCredential, Provisioning, Status, TwoFactorApi, TwoFactorError, WebAuthnCredential } from '../src/api';
 import { PanelController } from '../src/state';
+import { CreationOptionsJSON, NEEDS_HOST_NAME, PasskeySupport, passkeySupport } from '../src/webauthn';
 import { TwoFactorPanel } from '../src/widget';
-import { CODES, PROVISIONING, SECRET, status } from './fakes';
+import { CODES, CREATION_OPTIONS, KEY, PHONE, PROVISIONING, REGISTRATION, SECRET, status } from './fakes';
 
 /** Answers like the server; every call is recorded with its arguments. */
 class ServerLikeApi {
@@ -23,6 +24,19 @@ class ServerLikeApi {
   cancelEnrollment = (...args: unknown[]): Promise<void> => this.record('cancelEnrollment', args, Promise.resolve());
   regenerateRecoveryCodes = (...args: unknown[]): Promise<string[]> =>
     this.record('regenerateRecoveryCodes', args, Promise.resolve(CODES));
+  keys: WebAuthnCredential[] = [];
+  added: AddedCredential = { credential: KEY, recovery_codes: [] };
+  removeResult: () => Promise<void> = () => Promise.resolve();
+  webauthnCredentials = (): Promise<WebAuthnCredential[]> =>
+    this.record('webauthnCredentials', [], Promise.resolve(this.keys));
+  webauthnRegistrationOptions = (...args: unknown[]): Promise<CreationOptionsJSON> =>
+    this.record('webauthnRegistrationOptions', args, Promise.resolve(CREATION_OPTIONS));
+  addWebAuthnCredential = (...args: unknown[]): Promise<AddedCredential> =>
+    this.record('addWebAuthnCredential', args, Promise.resolve(this.added));
+  renameWebAuthnCredential = (...args: unknown[]): Promise<WebAuthnCredential> =>
+    this.record('renameWebAuthnCredential', args, Promise.resolve({ ...KEY, name: String(args[1]) }));
+  removeWebAuthnCredential = (...args: unknown[]): Promise<void> =>
+    this.record('removeWebAuthnCredential', args, this.removeResult());
 
   private record<T>(name: string, args: unknown[], result: Promise<T>): Promise<T> {
     this.calls.push([name, args]);
@@ -32,15 +46,27 @@ class ServerLikeApi {
 
 const settle = () => new Promise(resolve => setTimeout(resolve, 0));
 
-async function openPanel(api: ServerLikeApi): Promise<TwoFactorPanel> {
-  const panel = new TwoFactorPanel(new PanelController(api as unknown as TwoFactorApi));
+/** A browser with WebAuthn whose prompt answers at once. */
+const withWebAuthn: PasskeySupport = {
+  authenticator: { create: () => Promise.resolve(REGISTRATION) },
+  unavailable: null
+};
+
+/** By default the panel sees jsdom's window, which has no WebAuthn API. */
+async function openPanel(api: ServerLikeApi, passkeys?: PasskeySupport): Promise<TwoFactorPanel> {
+  const panel = new TwoFactorPanel(new PanelController(api as unknown as TwoFactorApi, undefined, passkeys));
   document.body.append(panel.node);
   await settle();
   return panel;
 }
 
-function click(panel: TwoFactorPanel, action: string): void {
-  panel.node.querySelector<HTMLButtonElement>(`[data-action="${action}"]`)!.click();
+function click(panel: TwoFactorPanel, action: string, key?: string): void {
+  const row = key ? `[data-key="${key}"] ` : '';
+  panel.node.querySelector<HTMLButtonElement>(`${row}[data-action="${action}"]`)!.click();
+}
+
+function labels(panel: TwoFactorPanel): string[] {
+  return Array.from(panel.node.querySelectorAll('form label > span')).map(span => span.textContent ?? '');
 }
 
 async function submit(panel: TwoFactorPanel, values: Record<string, string>): Promise<HTMLInputElement[]> {
@@ -132,7 +158,13 @@ describe('TwoFactorPanel', () => {
     ['a device', {}, ['relink', 'recovery', 'refresh']],
     ['a pending link', { enrolled: false, pending: true }, ['enroll', 'pending', 'refresh']],
     ['cli-only policy', { policy: 'cli-only' }, ['recovery', 'refresh']],
-    ['locked', { locked: true }, ['recovery', 'refresh']]
+    ['locked', { locked: true }, ['recovery', 'refresh']],
+    ['keys only', { enrolled: false, webauthn_keys: 1 }, ['recovery', 'refresh']],
+    [
+      'keys only, in a session opened with a key',
+      { enrolled: false, webauthn_keys: 1, session_factor: 'webauthn' },
+      ['enroll', 'recovery', 'refresh']
+    ]
   ])('offers what the account allows: %s', async (_name, overrides, actions) => {
     const api = new ServerLikeApi();
     api.current = status(overrides);
@@ -156,6 +188,201 @@ describe('TwoFactorPanel', () => {
     expect(password.value).toBe('');
     expect(api.calls).toContainEqual(['cancelEnrollment', [{ password: 'hunter2' }]]);
     expect(panel.node.querySelector('[role="status"]')?.textContent).toMatch(/cancelled/);
+    panel.dispose();
+  });
+});
+
+describe('TwoFactorPanel: passkeys and security keys', () => {
+  it('lists the keys with their dates, and buttons named after each key', async () => {
+    const api = new ServerLikeApi();
+    api.current = status({ webauthn_keys: 2 });
+    api.keys = [KEY, PHONE];
+    const panel = await openPanel(api, withWebAuthn);
+    expect(panel.node.querySelector('[data-field="webauthn-keys"]')?.textContent).toBe('2');
+    const section = panel.node.querySelector('.jp-2fa-keys')!;
+    expect(section.querySelector('h3')?.textContent).toBe('Passkeys and security keys');
+    const headers = Array.from(section.querySelectorAll('thead th')).map(th => th.textContent);
+    expect(headers).toEqual(['Name', 'Added', 'Last used', 'Actions']);
+    const rows = Array.from(section.querySelectorAll('tbody tr')).map(tr =>
+      Array.from(tr.children)
+        .slice(0, 3)
+        .map(cell => cell.textContent)
+    );
+    expect(rows).toEqual([
+      ['My YubiKey', new Date(1_800_000_000_000).toLocaleString(), 'never'],
+      ['Phone', new Date(1_800_000_000_000).toLocaleString(), new Date(1_800_000_600_000).toLocaleString()]
+    ]);
+    expect(section.querySelector(`[data-key="${PHONE.id}"] time`)?.getAttribute('datetime')).toBe(
+      new Date(1_800_000_000_000).toISOString()
+    );
+    const names = Array.from(section.querySelectorAll('tbody button')).map(b => [
+      b.textContent,
+      b.getAttribute('aria-label')
+    ]);
+    expect(names).toEqual([
+      ['Rename', 'Rename My YubiKey'],
+      ['Remove', 'Remove My YubiKey'],
+      ['Rename', 'Rename Phone'],
+      ['Remove', 'Remove Phone']
+    ]);
+    expect(section.querySelector('[data-action="key-add"]')?.textContent).toBe('Add a passkey or security key');
+    panel.dispose();
+  });
+
+  it('says so plainly where the browser cannot add a key', async () => {
+    const api = new ServerLikeApi();
+    api.keys = [KEY];
+    const panel = await openPanel(api); // jsdom: no navigator.credentials
+    const why = panel.node.querySelector('[data-field="passkeys-unavailable"]')?.textContent;
+    expect(why).toContain(NEEDS_HOST_NAME);
+    expect(panel.node.querySelector('[data-action="key-add"]')).toBeNull();
+    expect(panel.node.querySelector(`[data-key="${KEY.id}"] [data-action="key-remove"]`)).not.toBeNull();
+    panel.dispose();
+  });
+
+  it('says so on an IP address', async () => {
+    const onIp = passkeySupport({
+      navigator: { credentials: { create: jest.fn() } },
+      PublicKeyCredential: {},
+      location: { hostname: '127.0.0.1' }
+    });
+    const panel = await openPanel(new ServerLikeApi(), onIp);
+    const why = panel.node.querySelector('[data-field="passkeys-unavailable"]')?.textContent;
+    expect(why).toContain(NEEDS_HOST_NAME);
+    expect(why).toContain('127.0.0.1');
+    panel.dispose();
+  });
+
+  it('shows an empty list as a sentence', async () => {
+    const panel = await openPanel(new ServerLikeApi(), withWebAuthn);
+    expect(panel.node.querySelector('.jp-2fa-keys')?.textContent).toContain('No passkeys or security keys yet.');
+    expect(panel.node.querySelector('.jp-2fa-keys table')).toBeNull();
+    panel.dispose();
+  });
+
+  it.each<[string, Partial<Status>, string[]]>([
+    ['the app linked', {}, ['Name of the key', 'Password', 'Current code or recovery code']],
+    ['keys only', { enrolled: false, webauthn_keys: 1 }, ['Name of the key', 'Password', 'Recovery code']],
+    ['no factor yet', { enrolled: false }, ['Name of the key', 'Password']],
+    ['a session opened with a key', { webauthn_keys: 1, session_factor: 'webauthn' }, ['Name of the key', 'Password']]
+  ])('asks what adding a key needs: %s', async (_name, overrides, fields) => {
+    const api = new ServerLikeApi();
+    api.current = status(overrides);
+    const panel = await openPanel(api, withWebAuthn);
+    click(panel, 'key-add');
+    expect(labels(panel)).toEqual(fields);
+    expect(document.activeElement?.getAttribute('name')).toBe('name');
+    panel.dispose();
+  });
+
+  it('adds a key: clears the fields, sends the browser answer, tells the user', async () => {
+    const api = new ServerLikeApi();
+    const panel = await openPanel(api, withWebAuthn);
+    click(panel, 'key-add');
+    api.keys = [KEY];
+    api.current = status({ webauthn_keys: 1 });
+    const inputs = await submit(panel, { name: ' My YubiKey ', password: 'hunter2', otp: '123456' });
+    expect(inputs.map(input => input.value)).toEqual(['', '', '']);
+    expect(api.calls).toContainEqual(['webauthnRegistrationOptions', [{ password: 'hunter2', otp: '123456' }]]);
+    expect(api.calls).toContainEqual([
+      'addWebAuthnCredential',
+      ['My YubiKey', REGISTRATION, { password: 'hunter2', otp: '123456' }]
+    ]);
+    expect(panel.node.querySelector('[role="status"]')?.textContent).toBe('The key “My YubiKey” is added.');
+    expect(panel.node.querySelector(`[data-key="${KEY.id}"]`)).not.toBeNull();
+    panel.dispose();
+  });
+
+  it("tells the user to follow the browser's prompt while it is open", async () => {
+    let answer: () => void = () => undefined;
+    const waiting: PasskeySupport = {
+      authenticator: { create: () => new Promise(resolve => (answer = () => resolve(REGISTRATION))) },
+      unavailable: null
+    };
+    const panel = await openPanel(new ServerLikeApi(), waiting);
+    click(panel, 'key-add');
+    await submit(panel, { name: 'Key', password: 'pw', otp: '123456' });
+    const prompt = panel.node.querySelector('.jp-2fa-prompt');
+    expect(prompt?.getAttribute('role')).toBe('status');
+    expect(prompt?.textContent).toMatch(/^Follow your browser's prompt/);
+    expect(panel.node.getAttribute('aria-busy')).toBe('true');
+    expect(panel.node.querySelector<HTMLButtonElement>('form button[type="submit"]')?.disabled).toBe(true);
+    answer();
+    await settle();
+    expect(panel.node.querySelector('.jp-2fa-prompt')).toBeNull();
+    panel.dispose();
+  });
+
+  it('shows the recovery codes once when the key is the first factor', async () => {
+    const api = new ServerLikeApi();
+    api.current = status({ enrolled: false });
+    api.added = { credential: KEY, recovery_codes: CODES };
+    const panel = await openPanel(api, withWebAuthn);
+    click(panel, 'key-add');
+    await submit(panel, { name: 'My YubiKey', password: 'pw' });
+    expect(Array.from(panel.node.querySelectorAll('.jp-2fa-recovery-codes li')).map(li => li.textContent)).toEqual(
+      CODES
+    );
+    click(panel, 'done');
+    expect(document.body.innerHTML).not.toContain(CODES[0]);
+    panel.dispose();
+  });
+
+  it('renames a key from a field holding its name', async () => {
+    const api = new ServerLikeApi();
+    api.keys = [KEY];
+    const panel = await openPanel(api, withWebAuthn);
+    click(panel, 'key-rename', KEY.id);
+    expect(panel.node.querySelector('h3')?.textContent).toBe('Rename “My YubiKey”');
+    const name = panel.node.querySelector<HTMLInputElement>('input[name="name"]')!;
+    expect(name.value).toBe('My YubiKey');
+    expect(document.activeElement).toBe(name);
+    await submit(panel, { name: 'Blue key' });
+    expect(api.calls).toContainEqual(['renameWebAuthnCredential', [KEY.id, 'Blue key', undefined]]);
+    expect(panel.node.querySelector('[role="status"]')?.textContent).toBe('The key is renamed to “Blue key”.');
+    panel.dispose();
+  });
+
+  it('asks for the password to rename a key in hub mode', async () => {
+    const api = new ServerLikeApi();
+    api.hubMode = true;
+    api.keys = [KEY];
+    const panel = await openPanel(api, withWebAuthn);
+    click(panel, 'key-rename', KEY.id);
+    expect(labels(panel)).toEqual(['New name', 'Password']);
+    await submit(panel, { name: 'Blue key', password: 'hunter2' });
+    expect(api.calls).toContainEqual(['renameWebAuthnCredential', [KEY.id, 'Blue key', { password: 'hunter2' }]]);
+    panel.dispose();
+  });
+
+  it('removes a key with the password', async () => {
+    const api = new ServerLikeApi();
+    api.keys = [KEY, PHONE];
+    const panel = await openPanel(api, withWebAuthn);
+    click(panel, 'key-remove', PHONE.id);
+    expect(labels(panel)).toEqual(['Password']);
+    api.keys = [KEY];
+    const inputs = await submit(panel, { password: 'hunter2' });
+    expect(inputs[0].value).toBe('');
+    expect(api.calls).toContainEqual(['removeWebAuthnCredential', [PHONE.id, { password: 'hunter2' }]]);
+    expect(panel.node.querySelector('[role="status"]')?.textContent).toBe(
+      'The key “Phone” is removed: it no longer logs you in.'
+    );
+    expect(panel.node.querySelector(`[data-key="${PHONE.id}"]`)).toBeNull();
+    panel.dispose();
+  });
+
+  it("shows a refused removal's message as it is", async () => {
+    const api = new ServerLikeApi();
+    api.current = status({ enrolled: false, webauthn_keys: 1 });
+    api.keys = [KEY];
+    const message = 'This key is your only second factor: link the app or add another key first.';
+    api.removeResult = () => Promise.reject(new TwoFactorError('conflict', message, 409));
+    const panel = await openPanel(api, withWebAuthn);
+    click(panel, 'key-remove', KEY.id);
+    await submit(panel, { password: 'hunter2' });
+    expect(panel.node.querySelector('[role="alert"]')?.textContent).toBe(message);
+    expect(panel.node.querySelector(`[data-key="${KEY.id}"]`)).not.toBeNull();
     panel.dispose();
   });
 });
