@@ -155,7 +155,7 @@ class TwoFactorConfig(LoggingConfigurable):
         ``password_backoff_max_seconds``. Wrong passwords never lock an account: someone without the
         password can slow its owner down, not lock them out. Names that never logged in are counted too.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """,
     )
 
@@ -166,7 +166,7 @@ class TwoFactorConfig(LoggingConfigurable):
         name (or one source address). Default 60: the most a stranger can slow an owner down, and at most
         1 440 password guesses a day at any one account, however many addresses the guesser has.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """,
     )
 
@@ -181,7 +181,7 @@ class TwoFactorConfig(LoggingConfigurable):
         proxy, so sources are not counted there at all (account names still are). Addresses in
         ``trusted_networks`` (often one NAT address for a whole campus) are not counted as sources either.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """,
     )
 
@@ -366,7 +366,7 @@ class TwoFactorConfig(LoggingConfigurable):
         stop offering the app. Without ``webauthn``, the key endpoints answer 404 and the pages show no key
         button; keys already registered stay in the store, unused.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """,
     )
 
@@ -383,7 +383,7 @@ class TwoFactorConfig(LoggingConfigurable):
         A code can be phished in real time by a fake login page; a key's signature names the page's origin.
         NIST SP 800-63B-4 asks verifiers at AAL2 to offer such a factor, and AAL3 to require it.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """,
     )
 
@@ -393,7 +393,7 @@ class TwoFactorConfig(LoggingConfigurable):
         help="""JupyterHub groups whose members must log in with a passkey or security key, as
         ``webauthn_required_for`` says for admins. Hub only. Default: none.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """,
     )
 
@@ -409,7 +409,7 @@ class TwoFactorConfig(LoggingConfigurable):
         as ``http://localhost:8888`` to use a key. Keys registered under one id do not work under another:
         changing it means every user registers their keys again.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """,
     )
 
@@ -418,7 +418,7 @@ class TwoFactorConfig(LoggingConfigurable):
         config=True,
         help="""The name browsers show when a key is registered or used. Default: ``issuer``.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """,
     )
 
@@ -429,7 +429,7 @@ class TwoFactorConfig(LoggingConfigurable):
         key responses must name. Default: the request's own scheme and host, which is right unless a proxy
         changes either. Browsers allow WebAuthn only on ``https`` origins and on ``http://localhost``.
 
-        .. versionadded:: 0.2
+        .. versionadded:: 0.1
         """,
     )
 
