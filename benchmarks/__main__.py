@@ -25,6 +25,8 @@ JSON it came from).
 - **per request and memory** (:mod:`benchmarks.gate_requests`): stock and gated jupyter_server side by side,
   authenticated requests and the notebook panel's calls alternated, and each process's resident memory before
   and after the first login.
+- **a key login** (:mod:`benchmarks.key_login`): a login with a passkey or security key beside a login with a
+  code and stock jupyter_server's password login, through the servers and in the core (SQLite and PostgreSQL).
 - **start-up**: in fresh interpreters, stock ``jupyter_server.serverapp``'s import, then what importing the gate
   (``jupyter_2fa.server``) adds in the same process: time and resident memory.
 
@@ -61,6 +63,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the test helpers start PostgreSQL, hu
 from .audit_rate import audit_rate, audit_rate_markdown  # noqa: E402
 from .gate_requests import gate_requests, gate_requests_markdown  # noqa: E402
 from .hub_burst import hub_burst  # noqa: E402
+from .key_login import key_login, key_login_markdown  # noqa: E402
 from .profile_check import profile_check, profile_markdown  # noqa: E402
 from .scale import scale  # noqa: E402
 from helpers.postgres import POSTGRES_SUPERUSER, LocalCluster, PostgresServer, find_postgres_bindir  # noqa: E402
@@ -271,6 +274,7 @@ def markdown(data: dict[str, Any]) -> str:
     lines += POSTGRES_BOUND
     lines += scale_markdown(data["scale"])
     lines += gate_requests_markdown(data["gate_requests"])
+    lines += key_login_markdown(data["key_login"])
     lines += audit_rate_markdown(data["audit_rate"])
     lines += hub_burst_markdown(data["hub_burst"])
     boot = data["startup"]
@@ -394,6 +398,10 @@ def main() -> None:
         profile = profile_check(stack.enter_context(durable_postgres()), args.rounds * 5)
         if not args.postgres_url:  # the scale run grows its store: only in a database of its own
             scales.append(scale(stack.enter_context(durable_postgres()), SCALE_SIZES, args.rounds // 2))
+        with tempfile.TemporaryDirectory() as tmp:  # each store its own key, so each its own database
+            keys = key_login(
+                [f"sqlite:///{Path(tmp) / 'store.sqlite'}", stack.enter_context(durable_postgres())], args.rounds
+            )
     per_request = gate_requests(args.rounds * 2)
     audit = audit_rate()
     burst = hub_burst(args.hub_users, args.hub_window)
@@ -403,6 +411,7 @@ def main() -> None:
         "profile": profile,
         "scale": scales,
         "gate_requests": per_request,
+        "key_login": keys,
         "audit_rate": audit,
         "hub_burst": burst,
         "startup": startup(max(5, args.rounds // 20)),

@@ -105,8 +105,8 @@ def login(url: str, otp: str = "") -> requests.Session:
     return session
 
 
-def enroll(url: str) -> str:
-    """Link a device through the enrollment page; returns a login code for the next time step."""
+def link_app(url: str) -> pyotp.TOTP:
+    """Link a device through the enrollment page; returns its codes' generator."""
     session = requests.Session()
     session.get(url + "2fa/enroll")
     xsrf = session.cookies.get("_xsrf", "")
@@ -114,7 +114,12 @@ def enroll(url: str) -> str:
     key = page.split('id="manual_key">', 1)[1].split("<", 1)[0].replace(" ", "")
     totp = pyotp.TOTP(key)
     session.post(url + "2fa/enroll", data={"action": "confirm", "code": totp.now(), "_xsrf": xsrf})
-    return totp.at(time.time() + 30)
+    return totp
+
+
+def enroll(url: str) -> str:
+    """Link a device through the enrollment page; returns a login code for the next time step."""
+    return link_app(url).at(time.time() + 30)
 
 
 def timed(session: requests.Session, url: str, **kwargs: Any) -> float:
