@@ -403,7 +403,8 @@ class TwoFactorConfig(LoggingConfigurable):
         help="""The WebAuthn relying-party id: the host name keys are registered to, e.g. ``hub.example.org``
         (or its parent domain, ``example.org``, to let keys work on every host below it). Default: the host
         name of the request, which is right for a single server on ``localhost``; set it on a hub, so a
-        request's ``Host`` header never decides it.
+        request's ``Host`` header never decides it (with ``webauthn_origin`` too when the login page is not
+        at the id's own host).
 
         It must be a host name: browsers refuse WebAuthn on an IP address, so open a server on 127.0.0.1
         as ``http://localhost:8888`` to use a key. Keys registered under one id do not work under another:
@@ -426,8 +427,10 @@ class TwoFactorConfig(LoggingConfigurable):
         "",
         config=True,
         help="""The origin (``https://host[:port]``) users' browsers open the login page at, which signed
-        key responses must name. Default: the request's own scheme and host, which is right unless a proxy
-        changes either. Browsers allow WebAuthn only on ``https`` origins and on ``http://localhost``.
+        key responses must name. Default: the request's own scheme and host, accepted only when that host is
+        ``webauthn_rp_id`` itself (a page on a host below it, such as a user's server under JupyterHub's
+        ``subdomain_host``, could otherwise relay signatures); right unless a proxy changes either. Browsers
+        allow WebAuthn only on ``https`` origins and on ``http://localhost``.
 
         .. versionadded:: 0.1
         """,
@@ -494,11 +497,19 @@ class TwoFactorConfig(LoggingConfigurable):
     def relying_party(self, scheme: str, host: str) -> RelyingParty:
         """The WebAuthn relying party of a page served at ``scheme://host`` (``host`` may carry a port):
         the configured id, name and origin, or the request's. :class:`BadRelyingParty` when it cannot work
-        (an IP address), with a message for the user."""
-        from .core.webauthn import RelyingParty
+        (an IP address; a host below the configured id without a configured origin), with a message for the
+        user."""
+        from .core.webauthn import BadRelyingParty, RelyingParty
 
         origin = self.webauthn_origin or f"{scheme}://{host}"
         rp_id = self.webauthn_rp_id or (urlsplit(origin).hostname or "")
+        if not self.webauthn_origin and urlsplit(origin).hostname != rp_id:
+            # Taken from the request's Host, an origin below the id (a user's own subdomain on a hub with
+            # subdomain_host) would let a page there relay signatures: such origins must be configured.
+            raise BadRelyingParty(
+                f"this page's host is not the WebAuthn relying-party id {rp_id!r}: open it at that host name, "
+                "or have the administrator set TwoFactorConfig.webauthn_origin"
+            )
         return RelyingParty(rp_id, self.webauthn_rp_name or self.issuer, origin)
 
     def password_alone_allowed(self, now: float) -> bool:

@@ -35,6 +35,8 @@ MAX_KEYS = 20  # per account: more is a mistake or an attack on the store
 MAX_NAME_CHARS = 64
 DEFAULT_KEY_NAME = "Security key"
 NO_SUCH_KEY = "There is no such key on this account."
+RESTART = "This key registration expired, was started elsewhere, or the account changed since: start it again."
+TOO_MANY_KEYS = f"An account has at most {MAX_KEYS} keys: remove one first."
 
 
 class KeyStepError(EnrollmentError):
@@ -136,9 +138,10 @@ class Passkeys:
             self._password(username, first_factor_ok, now, remote_addr, "webauthn-registration")
         keys = self.store.webauthn_credentials(username)
         if len(keys) >= MAX_KEYS:
-            raise KeyNotAdded(f"An account has at most {MAX_KEYS} keys: remove one first.")
+            raise KeyNotAdded(TOO_MANY_KEYS)
         options, challenge = registration_options(relying_party, username, [key.credential_id for key in keys])
-        return options, self._keep(username, "register", challenge, bound_to, now)
+        purpose = "register" if account is not None and account.has_second_factor else "register-first"
+        return options, self._keep(username, purpose, challenge, bound_to, now)
 
     def register(
         self,
@@ -156,24 +159,32 @@ class Passkeys:
 
         Raises :class:`.CredentialRefused` (or :class:`.UserNotVerified`) for a response that does not hold."""
         tidy_name = key_name(name)
-        challenge = self.store.take_webauthn_challenge(challenge_id, username, "register", bound_to, now)
-        if challenge is None:
+        taken = self.store.take_registration_challenge(challenge_id, username, bound_to, now)
+        if taken is None:
             self._audit(Action.WEBAUTHN_ADDED, username, "failure", "webauthn-challenge", now, remote_addr)
-            raise KeyStepError("This key registration expired or was started elsewhere: start it again.")
+            raise KeyStepError(RESTART)
+        challenge, first = taken
         try:
             new = verify_registration(relying_party, challenge, response_json)
         except CredentialRefused as err:
             reason = "key-not-verified" if isinstance(err, UserNotVerified) else "wrong-key"
             self._audit(Action.WEBAUTHN_ADDED, username, "failure", reason, now, remote_addr)
             raise
-        account = self.store.get(username)
-        first = account is None or not account.has_second_factor
         codes = recovery.new_codes(self.verifier.settings.recovery_code_count) if first else []
         hashes = [recovery.hash_code(code) for code in codes]
-        change = self.store.link_webauthn_credential(username, new, tidy_name, now, hashes)
-        if change is KeyChange.DUPLICATE:
-            self._audit(Action.WEBAUTHN_ADDED, username, "failure", "duplicate", now, remote_addr)
-            raise KeyNotAdded("This key is registered already.")
+        # A challenge issued for a first factor links none once the account has one (and the reverse): what was
+        # proven when it was issued (the password alone, or the current factor) must still be enough.
+        change = self.store.link_webauthn_credential(
+            username, new, tidy_name, now, hashes, first_factor=first, max_keys=MAX_KEYS
+        )
+        refused = {
+            KeyChange.DUPLICATE: KeyNotAdded("This key is registered already."),
+            KeyChange.TOO_MANY: KeyNotAdded(TOO_MANY_KEYS),
+            KeyChange.STALE: KeyStepError(RESTART),
+        }.get(change)
+        if refused is not None:
+            self._audit(Action.WEBAUTHN_ADDED, username, "failure", change.value, now, remote_addr)
+            raise refused
         self._audit(Action.WEBAUTHN_ADDED, username, "success", change.value, now, remote_addr)
         stored = next(
             key for key in self.store.webauthn_credentials(username) if key.credential_id == new.credential_id
@@ -193,10 +204,22 @@ class Passkeys:
         now: float,
         *,
         first_factor_ok: bool,
+        code: object = "",
+        key_session: bool = False,
+        key_required: bool = False,
         remote_addr: str | None = None,
     ) -> None:
-        """Remove one key after the password; never the account's last factor (an admin's reset does that)."""
-        self._password(username, first_factor_ok, now, remote_addr, "webauthn-removal")
+        """Remove one key after the password and the current factor (``code``, or a session opened with a key;
+        only the latter where the account must use a key); never the account's last factor (an admin's reset
+        does that). With the password alone, whoever has it could strip an account down to the factor they
+        can phish, or to none."""
+        if key_required and not key_session:
+            self._password(username, first_factor_ok, now, remote_addr, "webauthn-removal")
+            raise KeyStepError("This account logs in with a passkey or security key: log in with one to remove keys.")
+        if key_session:
+            self._password(username, first_factor_ok, now, remote_addr, "webauthn-removal")
+        else:
+            self._prove_factor(username, code, now, remote_addr, first_factor_ok, Action.WEBAUTHN_REMOVED)
         change = self.store.unlink_webauthn_credential(username, credential_id, keep_a_factor=True)
         if change is KeyChange.LAST_FACTOR:
             raise LastFactor(
@@ -210,11 +233,17 @@ class Passkeys:
     # -- steps shared by the verbs ---------------------------------------------------------------------------
 
     def _prove_factor(
-        self, username: str, code: object, now: float, remote_addr: str | None, first_factor_ok: bool
+        self,
+        username: str,
+        code: object,
+        now: float,
+        remote_addr: str | None,
+        first_factor_ok: bool,
+        action: Action = Action.WEBAUTHN_ADDED,
     ) -> None:
         verdict = self.verifier.verify(username, code, now, first_factor_ok=first_factor_ok, remote_addr=remote_addr)
         if not verdict.ok:
-            self._audit(Action.WEBAUTHN_ADDED, username, "failure", verdict.reason, now, remote_addr)
+            self._audit(action, username, "failure", verdict.reason, now, remote_addr)
             raise CodeRejected("the current code was not accepted", verdict)
 
     def _password(self, username: str, first_factor_ok: bool, now: float, remote_addr: str | None, why: str) -> None:

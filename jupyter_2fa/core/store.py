@@ -53,7 +53,7 @@ ACCOUNTS_PAGE = 500  # accounts read per query when every account is listed
 # driver, not as an answer.
 MAX_OFFSET = 2**63 - 1
 # What a WebAuthn challenge is for; a challenge taken for one purpose cannot serve the other.
-WEBAUTHN_PURPOSES = frozenset({"register", "authenticate"})
+WEBAUTHN_PURPOSES = frozenset({"register", "register-first", "authenticate"})
 
 metadata = sa.MetaData()
 
@@ -320,6 +320,8 @@ class KeyChange(str, Enum):
     ADDED = "added"
     FIRST_FACTOR = "first-factor"  # added as the account's first factor: recovery codes set, sessions ended
     DUPLICATE = "duplicate"  # that credential id is stored already (for this account or another)
+    STALE = "stale"  # the account's factors changed since the registration's challenge was issued
+    TOO_MANY = "too-many"  # the account has as many keys as it may
     REMOVED = "removed"
     UNKNOWN = "unknown"  # the account has no such credential
     LAST_FACTOR = "last-factor"  # not removed: it is the account's only factor
@@ -899,11 +901,23 @@ class Store:
         return self.link_webauthn_credential(username, credential, name, now) is not KeyChange.DUPLICATE
 
     def link_webauthn_credential(
-        self, username: str, credential: NewCredential, name: str, now: float, recovery_hashes: Sequence[str] = ()
+        self,
+        username: str,
+        credential: NewCredential,
+        name: str,
+        now: float,
+        recovery_hashes: Sequence[str] = (),
+        *,
+        first_factor: bool | None = None,
+        max_keys: int | None = None,
     ) -> KeyChange:
         """Store a verified credential, as :meth:`add_webauthn_credential`. When it is the account's first
-        factor (no app, no other key, decided under the account's lock) and ``recovery_hashes`` are given, they
-        become its recovery codes and its sessions end, as when a first device is confirmed."""
+        factor (no app, no other key) and ``recovery_hashes`` are given, they become its recovery codes and its
+        sessions end, as when a first device is confirmed.
+
+        Decided under the account's lock: ``first_factor`` (when not None) is what the caller's challenge was
+        issued for, and a change since (a factor linked or removed meanwhile) answers ``STALE``; an account
+        with ``max_keys`` keys answers ``TOO_MANY``."""
         values = {
             "credential_id": _b64encode(credential.credential_id),
             "username": username,
@@ -917,10 +931,15 @@ class Store:
         }
         with self._transaction() as conn:
             self._ensure_row(conn, username)
-            account = conn.execute(_ACCOUNT.with_for_update(of=accounts), {"name": username}).mappings().one()
+            app_linked, keys = _locked_factors(conn, username)
+            has_factor = app_linked or keys > 0
+            if first_factor is not None and first_factor == has_factor:
+                return KeyChange.STALE
+            if max_keys is not None and keys >= max_keys:
+                return KeyChange.TOO_MANY
             if not _insert_new(conn, webauthn_credentials, values):
                 return KeyChange.DUPLICATE
-            if account["secret"] is not None or account["webauthn_keys"] > 0 or not recovery_hashes:
+            if has_factor or not recovery_hashes:
                 return KeyChange.ADDED
             self._replace_recovery_codes(conn, username, recovery_hashes)
             self._update(conn, username, epoch=accounts.c.epoch + 1)
@@ -949,10 +968,11 @@ class Store:
         """Delete one of ``username``'s credentials; with ``keep_a_factor``, not the account's last factor
         (decided under the account's lock, so two removals at once cannot leave it with none)."""
         with self._transaction() as conn:
-            account = conn.execute(_ACCOUNT.with_for_update(of=accounts), {"name": username}).mappings().first()
-            if account is None:
+            factors = _locked_factors(conn, username)
+            if factors is None:
                 return KeyChange.UNKNOWN
-            if keep_a_factor and account["secret"] is None and account["webauthn_keys"] <= 1:
+            app_linked, keys = factors
+            if keep_a_factor and not app_linked and keys <= 1:
                 owned = conn.execute(_WEBAUTHN_CREDENTIAL, {"owner": username, "cid": _b64encode(credential_id)})
                 return KeyChange.LAST_FACTOR if owned.first() is not None else KeyChange.UNKNOWN
             result = conn.execute(_REMOVE_WEBAUTHN_CREDENTIAL, {"owner": username, "cid": _b64encode(credential_id)})
@@ -979,6 +999,12 @@ class Store:
         challenge_id = secrets.token_urlsafe(32)
         with self._transaction() as conn:
             conn.execute(_FORGET_EXPIRED_CHALLENGES, {"now": now})
+            # One live challenge per account and purpose: whoever knows the password cannot fill the table.
+            conn.execute(
+                webauthn_challenges.delete().where(
+                    webauthn_challenges.c.username == username, webauthn_challenges.c.purpose == purpose
+                )
+            )
             conn.execute(
                 webauthn_challenges.insert().values(
                     id=challenge_id,
@@ -990,6 +1016,15 @@ class Store:
                 )
             )
         return challenge_id
+
+    def take_registration_challenge(
+        self, challenge_id: str, username: str, bound_to: str, now: float
+    ) -> tuple[bytes, bool] | None:
+        """As :meth:`take_webauthn_challenge` for a registration: the challenge, and whether it was issued for
+        the account's first factor (purpose ``register-first``)."""
+        with self._transaction() as conn:
+            taken = _take_challenge_for(conn, challenge_id, username, ("register", "register-first"), bound_to, now)
+        return None if taken is None else (taken[0], taken[1] == "register-first")
 
     def take_webauthn_challenge(
         self, challenge_id: str, username: str, purpose: str, bound_to: str, now: float
@@ -1065,6 +1100,20 @@ def _insert_new(conn: Connection, table: sa.Table, values: dict[str, Any]) -> bo
     return True
 
 
+def _locked_factors(conn: Connection, username: str) -> Any:
+    """Lock the account's row, then read whether the app is linked and how many keys it has: ``(app, keys)``, or
+    None without a row. Two statements on purpose: on PostgreSQL a statement reads the rows committed before
+    it began, so a count taken in the statement that waited for the lock could miss a key removed (or added)
+    by the transaction it waited for; the second statement sees it."""
+    secret = conn.execute(sa.select(accounts.c.secret).where(accounts.c.username == username).with_for_update()).first()
+    if secret is None:
+        return None
+    keys = conn.execute(
+        sa.select(sa.func.count()).select_from(webauthn_credentials).where(webauthn_credentials.c.username == username)
+    ).scalar_one()
+    return secret[0] is not None, int(keys)
+
+
 def _record_webauthn_use(
     conn: Connection, username: str, credential_id: bytes, old_count: int, new_count: int, now: float
 ) -> bool:
@@ -1081,17 +1130,25 @@ def _record_webauthn_use(
 def _take_webauthn_challenge(
     conn: Connection, challenge_id: str, username: str, purpose: str, bound_to: str, now: float
 ) -> bytes | None:
+    taken = _take_challenge_for(conn, challenge_id, username, (purpose,), bound_to, now)
+    return None if taken is None else taken[0]
+
+
+def _take_challenge_for(
+    conn: Connection, challenge_id: str, username: str, purposes: Sequence[str], bound_to: str, now: float
+) -> tuple[bytes, str] | None:
+    """The challenge and the purpose it was issued for, if it is one of ``purposes``; used up either way."""
     row = conn.execute(_TAKE_WEBAUTHN_CHALLENGE, {"challenge_id": challenge_id}).first()
     if row is None:
         return None
     matches = (
         hmac.compare_digest(row.username.encode(), username.encode())
-        & hmac.compare_digest(row.purpose.encode(), purpose.encode())
+        & (row.purpose in purposes)
         & hmac.compare_digest(row.bound_to.encode(), bound_to.encode())
     )
     if not matches or row.expires_at <= now:
         return None
-    return bytes(row.challenge)
+    return bytes(row.challenge), str(row.purpose)
 
 
 def _unused_recovery_hashes(conn: Connection, username: str) -> list[tuple[int, str]]:

@@ -267,8 +267,13 @@ class TOTPAuthenticator(Host, Authenticator):
             key_required = self.key_required_of(handler, check.name)
             verdict = await self.login_verdict(check, factor, address, now, device, key_required)
         else:
+            # Credentials in a token request's body: no key can answer there, so an account that must use a key
+            # gets its token from a session opened with one (KEY_REQUIRED, before the code is looked at).
+            key_required = self.key_required_of(handler, check.name)
             verdict = await self.verdict_of(
-                lambda core: core.verifier.verify(check.name, otp, now, first_factor_ok=check.ok, remote_addr=address)
+                lambda core: core.verifier.login(
+                    check.name, otp, now, first_factor_ok=check.ok, remote_addr=address, key_required=key_required
+                )
             )
         if verdict.ok and browser_login:
             self.remember_device(handler, check.name, device)

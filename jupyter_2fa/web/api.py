@@ -11,9 +11,26 @@ from typing import TypeVar
 
 from tornado import web
 
-from ..core import AlreadyEnrolled, CodeRejected, EnrollmentError, Outcome, StoreError, Verdict, WebAuthnError
+from ..core import (
+    AlreadyEnrolled,
+    CodeRejected,
+    EnrollmentError,
+    Outcome,
+    StoreError,
+    UserNotVerified,
+    Verdict,
+    WebAuthnError,
+)
 from ..core.passkeys import KeyNotAdded, KeyStepError, LastFactor, NoKeys, UnknownKey
-from ..messages import CLI_ONLY, NOTHING_PENDING, PICTURE_GONE, USE_ENROLLMENT, USE_RELINK
+from ..messages import (
+    CLI_ONLY,
+    KEY_NOT_VERIFIED,
+    KEY_REFUSED,
+    NOTHING_PENDING,
+    PICTURE_GONE,
+    USE_ENROLLMENT,
+    USE_RELINK,
+)
 from . import linking
 from .forms import BadInput
 from .handler import Caller, FlowHandler
@@ -47,6 +64,16 @@ def answered(verb: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[No
     return answer
 
 
+def key_refusal_text(err: KeyStepError | WebAuthnError) -> str:
+    """What a user is told when a key step fails: our own words for a name or a ceremony to start again, fixed
+    ones for a response that did not hold (py_webauthn's words name the origin and id it expected)."""
+    if isinstance(err, UserNotVerified):
+        return KEY_NOT_VERIFIED
+    if isinstance(err, WebAuthnError):
+        return KEY_REFUSED
+    return str(err)
+
+
 class APIFlow(FlowHandler):
     """What the API verbs share (each is wrapped in :func:`answered`)."""
 
@@ -70,8 +97,8 @@ class APIFlow(FlowHandler):
             return Refused(404, str(err))
         if isinstance(err, (LastFactor, NoKeys, KeyNotAdded)):
             return Refused(409, str(err))
-        if isinstance(err, (KeyStepError, WebAuthnError)):  # a key's name or response that does not hold
-            return Refused(400, str(err))
+        if isinstance(err, (KeyStepError, WebAuthnError)):
+            return Refused(400, key_refusal_text(err))
         if isinstance(err, EnrollmentError):
             return Refused(409, str(err))
         return Refused.api(self.host.refusal(Verdict(Outcome.UNAVAILABLE, "store-unavailable")))

@@ -22,6 +22,7 @@ from ..core import (
 from ..core.passkeys import KeyStepError
 from ..messages import ALREADY_LINKED, CANCELLED, CLI_ONLY, NOTHING_TO_CANCEL, STARTED_ELSEWHERE, WRONG_NEW_CODE
 from . import linking
+from .api import key_refusal_text
 from .forms import BadInput
 from .handler import Caller, FlowHandler
 from .models import pending_tag
@@ -73,7 +74,7 @@ class EnrollPage(FlowHandler):
                 self.set_header(name, value)
             await self._render("confirm" if action == "confirm" else "start", refused.status, message=refused.message)
         except (KeyStepError, WebAuthnError) as err:  # a key's registration that did not hold: say why
-            await self._start_page(str(err), 400)
+            await self._start_page(key_refusal_text(err), 400)
         except StoreError:
             await self._start_page(self.host.refusal(Verdict(Outcome.UNAVAILABLE, "")).message, 503)
 

@@ -244,10 +244,22 @@ class KeyCredentialAPI(APIFlow):
     @answered
     async def delete(self, key_id: str) -> None:
         caller = await self.caller()
-        check = await self.password_of(caller, self.json_fields("password")["password"])
+        fields = self.json_fields("password", "otp")
+        check = await self.password_of(caller, fields["password"])
         cid, now, address = credential_id(key_id), time.time(), self.host.client_address(self)
+        key_session = self.session_factor(caller) == "webauthn"
+        key_required = self.host.key_required_of(self, caller.name)
         await self.host.in_core(
-            lambda core: core.passkeys.remove(check.name, cid, now, first_factor_ok=check.ok, remote_addr=address)
+            lambda core: core.passkeys.remove(
+                check.name,
+                cid,
+                now,
+                first_factor_ok=check.ok,
+                code=fields["otp"],
+                key_session=key_session,
+                key_required=key_required,
+                remote_addr=address,
+            )
         )
         self.set_status(204)
         self.finish()

@@ -63,6 +63,7 @@ def _text_message(text: str, kind: str) -> str:
 # A kernel cannot reach the browser's WebAuthn API, so keys are managed where the browser is.
 KEYS_ELSEWHERE = "managed on the 2FA page or in the JupyterLab panel"
 
+
 class EnrollmentPanel(widgets.VBox):
     """Two-factor authentication for the account running this notebook.
 

@@ -209,12 +209,15 @@ export class TwoFactorApi {
     return body.credential;
   }
 
-  /** A 409 (the account's last factor) keeps the server's message, which says what to do instead. */
+  /**
+   * Removing a key takes the password and the current factor (a code or recovery code; none from a session
+   * opened with a key). A 409 (the account's last factor) keeps the server's message, which says what to do.
+   */
   async removeWebAuthnCredential(id: string, credentials: Credentials): Promise<void> {
     await this.call(
       'DELETE',
       `webauthn/credentials/${encodeURIComponent(id)}`,
-      { password: credentials.password },
+      { password: credentials.password, otp: credentials.otp ?? '' },
       credentials
     );
   }

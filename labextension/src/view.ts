@@ -420,17 +420,23 @@ export class PanelView {
 
   private removeKey(key: WebAuthnCredential): Node {
     const c = this.controller;
+    const status = c.state.status;
+    const inputs = [field('Password', passwordInput())];
+    if (addKeyNeedsCode(status)) {
+      // the same proof as adding a key: with the password alone, a phisher could strip the account's keys
+      inputs.push(field(status?.enrolled ? 'Current code or recovery code' : 'Recovery code', codeInput('otp')));
+    }
     const submit = (values: Record<string, string>): void => {
-      void c.removeKey({ password: values.password });
+      void c.removeKey({ password: values.password, otp: values.otp });
     };
     return h(
       'section',
       { dataset: { step: 'key-remove' } },
       h('h3', {}, `Remove “${key.name}”`),
-      h('p', {}, 'You can no longer log in with this key once it is removed. Enter your password to remove it.'),
+      h('p', {}, 'You can no longer log in with this key once it is removed. Confirm it is you to remove it.'),
       this.form(
         'jp-2fa-key-remove',
-        [field('Password', passwordInput())],
+        inputs,
         'Remove key',
         submit,
         this.button('Back', 'back', () => c.back())

@@ -7,7 +7,7 @@ type Operation = (api: TwoFactorApi) => Promise<unknown>;
 
 const relink: Operation = api => api.beginRelink({ password: 'pw', otp: '123456' });
 const confirm: Operation = api => api.confirm('123456');
-const removeKey: Operation = api => api.removeWebAuthnCredential(KEY.id, { password: 'pw' });
+const removeKey: Operation = api => api.removeWebAuthnCredential(KEY.id, { password: 'pw', otp: '123456' });
 const keyOptions: Operation = api => api.webauthnRegistrationOptions({ password: 'pw', otp: '123456' });
 
 describe('TwoFactorApi on a single server', () => {
@@ -118,7 +118,7 @@ describe('TwoFactorApi on a single server', () => {
       removeKey,
       'DELETE',
       `webauthn/credentials/${KEY.id}`,
-      { password: 'pw' },
+      { password: 'pw', otp: '123456' },
       { status: 204 },
       undefined
     ]
@@ -328,7 +328,7 @@ describe('TwoFactorApi under JupyterHub', () => {
     ]);
     expect(calls[0].init.headers).not.toHaveProperty('Authorization');
     expect((calls[1].init.headers as Record<string, string>)['Authorization']).toMatch(/^Basic /);
-    expect(JSON.parse(String(calls[2].init.body))).toEqual({ password: 'pw' });
+    expect(JSON.parse(String(calls[2].init.body))).toEqual({ password: 'pw', otp: '' });
   });
 
   it('asks for the password at confirm and cancel', async () => {

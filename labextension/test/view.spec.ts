@@ -355,20 +355,31 @@ describe('TwoFactorPanel: passkeys and security keys', () => {
     panel.dispose();
   });
 
-  it('removes a key with the password', async () => {
+  it('removes a key with the password and a current code', async () => {
     const api = new ServerLikeApi();
     api.keys = [KEY, PHONE];
     const panel = await openPanel(api, withWebAuthn);
     click(panel, 'key-remove', PHONE.id);
-    expect(labels(panel)).toEqual(['Password']);
+    expect(labels(panel)).toEqual(['Password', 'Current code or recovery code']);
     api.keys = [KEY];
-    const inputs = await submit(panel, { password: 'hunter2' });
+    const inputs = await submit(panel, { password: 'hunter2', otp: '123456' });
     expect(inputs[0].value).toBe('');
-    expect(api.calls).toContainEqual(['removeWebAuthnCredential', [PHONE.id, { password: 'hunter2' }]]);
+    const sent = { password: 'hunter2', otp: '123456' };
+    expect(api.calls).toContainEqual(['removeWebAuthnCredential', [PHONE.id, sent]]);
     expect(panel.node.querySelector('[role="status"]')?.textContent).toBe(
       'The key “Phone” is removed: it no longer logs you in.'
     );
     expect(panel.node.querySelector(`[data-key="${PHONE.id}"]`)).toBeNull();
+    panel.dispose();
+  });
+
+  it('removes a key with the password alone from a session opened with a key', async () => {
+    const api = new ServerLikeApi();
+    api.current = status({ webauthn_keys: 2, session_factor: 'webauthn' });
+    api.keys = [KEY, PHONE];
+    const panel = await openPanel(api, withWebAuthn);
+    click(panel, 'key-remove', PHONE.id);
+    expect(labels(panel)).toEqual(['Password']);
     panel.dispose();
   });
 

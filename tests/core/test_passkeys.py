@@ -4,6 +4,7 @@ real store, with the software authenticator of ``helpers.webauthn``."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -255,14 +256,56 @@ def test_login_options_need_the_password_and_a_key(harness: Harness) -> None:
 def test_the_last_factor_is_not_removed(keyed: Harness, key: SoftKey) -> None:
     passkeys = keyed.enrollment.passkeys
     with pytest.raises(LastFactor):
-        passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True)
+        passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True, key_session=True)
     register(keyed, SoftKey(b"soft-key-2"), T0, key_session=True)
     with pytest.raises(CodeRejected):
-        passkeys.remove(USER, key.credential_id, T0, first_factor_ok=False)
-    passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True)
+        passkeys.remove(USER, key.credential_id, T0, first_factor_ok=False, key_session=True)
+    passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True, key_session=True)
     with pytest.raises(UnknownKey):
-        passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True)
+        passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True, key_session=True)
     assert [b64s(k.credential_id) for k in keyed.store.webauthn_credentials(USER)] == [b64s(b"soft-key-2")]
+
+
+def test_removing_a_key_takes_the_current_factor(harness: Harness, key: SoftKey) -> None:
+    """With the password alone, whoever has it could strip the account down to the factor they can phish."""
+    codes = register(harness, key)
+    register(harness, SoftKey(b"soft-key-2"), T0, key_session=True)
+    passkeys = harness.enrollment.passkeys
+    with pytest.raises(CodeRejected):
+        passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True)  # the password alone
+    with pytest.raises(KeyStepError, match="log in with one"):  # where a key is required, only a key session
+        passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True, code=codes[0], key_required=True)
+    passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True, code=codes[0])
+    assert harness.store.get(USER).webauthn_keys == 1  # type: ignore[union-attr]
+
+
+def test_two_removals_at_once_never_leave_the_account_without_a_factor(harness: Harness) -> None:
+    """Each removal locks the account, then counts in a statement of its own: on PostgreSQL a count taken in
+    the statement that waited for the lock would miss the other removal, and both would go through."""
+    keys = [SoftKey(b"key-a"), SoftKey(b"key-b")]
+    register(harness, keys[0])
+    register(harness, keys[1], T0, key_session=True)
+    store = harness.store
+    with ThreadPoolExecutor(2) as pool:
+        with store.checking(USER):  # hold the account's lock while both removals queue behind it
+            futures = [
+                pool.submit(store.unlink_webauthn_credential, USER, k.credential_id, keep_a_factor=True) for k in keys
+            ]
+            time.sleep(0.5)
+        outcomes = sorted(future.result().value for future in futures)
+    assert outcomes == ["last-factor", "removed"]
+    assert store.get(USER).has_second_factor  # type: ignore[union-attr]
+
+
+def test_a_first_factor_challenge_links_nothing_once_a_factor_exists(harness: Harness, key: SoftKey) -> None:
+    """Options asked with the password alone (no factor yet) must not add a key after the owner linked the app."""
+    passkeys = harness.enrollment.passkeys
+    options, challenge_id = passkeys.registration_options(USER, LAB, SESSION, T0, first_factor_ok=True)
+    harness.enroll(now=T0 + 1)  # the owner links the app meanwhile
+    response = key.register(LAB.id, LAB.origin, options_challenge(options))
+    with pytest.raises(KeyStepError, match="start it again"):
+        passkeys.register(USER, LAB, challenge_id, SESSION, response, "attacker", T0 + 2)
+    assert harness.store.webauthn_credentials(USER) == []
 
 
 def test_rename(keyed: Harness, key: SoftKey) -> None:

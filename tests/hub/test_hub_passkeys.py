@@ -122,6 +122,10 @@ def test_admins_and_a_group_must_use_a_key(hub: Hub, user: str, password: str) -
     refused = browser.login(user, password, device.next_code())
     assert refused.status_code == 403
     assert "passkey or security key" in (login_error(refused) or "")
+    # nor does JupyterHub's token API take the code in place of the key (a relayed code would buy a token)
+    auth = {"username": user, "password": password, "otp": device.next_code()}
+    token = requests.post(f"{hub.url}/hub/api/users/{user}/tokens", json={"auth": auth}, timeout=30)
+    assert token.status_code == 403, token.text
     key = SoftKey(f"{user}'s key".encode(), counter=1)
     added = register_key(hub, browser, user, key, otp=device.next_code(), password=password)
     assert added.status_code == 200, page_message(added)

@@ -15,6 +15,7 @@ import pytest
 from traitlets import TraitError
 
 from jupyter_2fa.config import TwoFactorConfig
+from jupyter_2fa.core import BadRelyingParty
 from jupyter_2fa.server import TOTPIdentityProvider
 
 from helpers.gate import (
@@ -290,3 +291,51 @@ async def test_a_relayed_code_cannot_add_a_key_once_keys_are_required(
 def test_a_relying_party_that_cannot_work_stops_the_start(trait: str, value: str, words: str) -> None:
     with pytest.raises(TraitError, match=words):
         TwoFactorConfig(**{trait: value})
+
+
+async def test_the_password_alone_removes_no_key(
+    key_browser: Callable[[], Browser], origin: str, gate: TOTPIdentityProvider
+) -> None:
+    """Whoever has the password (a kernel's Basic credentials included) must not strip the account's keys."""
+    key = SoftKey(b"only-key", counter=1)
+    assert (await register_on_page(key_browser(), key, origin)).code == 200
+    second = SoftKey(b"second-key")
+    owner = key_browser()
+    assert (await log_in_with_key(owner, key, origin)).code == 302
+    answer = await owner.post_json(REGISTRATION_OPTIONS, {"password": PASSWORD})
+    created = json.loads(second.register("localhost", origin, challenge_of(json_body(answer))))
+    assert (await owner.post_json(CREDENTIALS, {"name": "spare", "credential": created})).code == 201
+    basic = base64.b64encode(f"x:{PASSWORD}".encode()).decode()
+    removed = await key_browser().request(
+        f"{CREDENTIALS}/{base64.urlsafe_b64encode(b'second-key').rstrip(b'=').decode()}",
+        method="DELETE",
+        body=json.dumps({"password": PASSWORD}),
+        headers={"Authorization": f"Basic {basic}", "Content-Type": "application/json"},
+    )
+    assert removed.code == 403, body_text(removed)
+    assert gate.enrollment.store.get(gate.username).webauthn_keys == 2  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("settings", "host", "allowed"),
+    [
+        pytest.param({}, "localhost:8888", True, id="default-the-request's-host"),
+        pytest.param({"webauthn_rp_id": "example.org"}, "example.org", True, id="the-id's-own-host"),
+        pytest.param({"webauthn_rp_id": "example.org"}, "alice.example.org", False, id="a-host-below-the-id"),
+        pytest.param(
+            {"webauthn_rp_id": "example.org", "webauthn_origin": "https://hub.example.org"},
+            "alice.example.org",
+            True,
+            id="a-configured-origin",
+        ),
+    ],
+)
+def test_an_origin_below_the_id_must_be_configured(settings: dict[str, str], host: str, allowed: bool) -> None:
+    """A user's server on a subdomain (JupyterHub's subdomain_host) could otherwise relay signatures."""
+    config = TwoFactorConfig(**settings)
+    scheme = "http" if host.startswith("localhost") else "https"
+    if allowed:
+        assert config.relying_party(scheme, host).id == (settings.get("webauthn_rp_id") or "localhost")
+    else:
+        with pytest.raises(BadRelyingParty, match="webauthn_origin"):
+            config.relying_party(scheme, host)
