@@ -10,6 +10,7 @@ was opened with one of the account's keys.
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import recovery
@@ -80,6 +81,19 @@ def key_name(typed: object) -> str:
     return name or DEFAULT_KEY_NAME
 
 
+@dataclass(frozen=True)
+class Proof:
+    """What a caller showed for a key step: the password's check, the current factor's ``code`` (an app code
+    or a recovery code), whether its browser session was opened with a key, and whether the account must log
+    in with a key (``key_required``: then a code is not enough to add or remove keys)."""
+
+    first_factor_ok: bool
+    code: object = field(default="", repr=False)
+    key_session: bool = False
+    key_required: bool = False
+    remote_addr: str | None = None
+
+
 class Passkeys:
     """The key steps of one store, audited and throttled through ``verifier``."""
 
@@ -107,17 +121,7 @@ class Passkeys:
         return options, self._keep(username, "authenticate", challenge, bound_to, now)
 
     def registration_options(
-        self,
-        username: str,
-        relying_party: RelyingParty,
-        bound_to: str,
-        now: float,
-        *,
-        first_factor_ok: bool,
-        code: object = "",
-        key_session: bool = False,
-        key_required: bool = False,
-        remote_addr: str | None = None,
+        self, username: str, relying_party: RelyingParty, bound_to: str, now: float, proof: Proof
     ) -> tuple[str, str]:
         """After the password, and the current factor when one is linked (``code``; or ``key_session``, a
         browser session opened with one of the account's keys): ``navigator.credentials.create()`` options and
@@ -126,16 +130,10 @@ class Passkeys:
         An account that must log in with a key (``key_required``) and has one adds more only from a session
         opened with a key: a code can be relayed by a phishing page, which would then register its own key."""
         account = self.store.get(username)
-        if key_required and account is not None and account.webauthn_keys > 0 and not key_session:
-            self._password(username, first_factor_ok, now, remote_addr, "webauthn-registration")
-            self._audit(Action.WEBAUTHN_ADDED, username, "failure", "key-required", now, remote_addr)
-            raise KeyStepError(
-                "This account logs in with a passkey or security key: log in with one, then add more keys."
-            )
-        if account is not None and account.has_second_factor and not key_session:
-            self._prove_factor(username, code, now, remote_addr, first_factor_ok)
-        else:
-            self._password(username, first_factor_ok, now, remote_addr, "webauthn-registration")
+        linked = account is not None and account.has_second_factor
+        self._check(
+            username, proof, now, Action.WEBAUTHN_ADDED, linked, account is not None and account.webauthn_keys > 0
+        )
         keys = self.store.webauthn_credentials(username)
         if len(keys) >= MAX_KEYS:
             raise KeyNotAdded(TOO_MANY_KEYS)
@@ -197,29 +195,12 @@ class Passkeys:
             raise UnknownKey(NO_SUCH_KEY)
         return next(key for key in self.store.webauthn_credentials(username) if key.credential_id == credential_id)
 
-    def remove(
-        self,
-        username: str,
-        credential_id: bytes,
-        now: float,
-        *,
-        first_factor_ok: bool,
-        code: object = "",
-        key_session: bool = False,
-        key_required: bool = False,
-        remote_addr: str | None = None,
-    ) -> None:
+    def remove(self, username: str, credential_id: bytes, now: float, proof: Proof) -> None:
         """Remove one key after the password and the current factor (``code``, or a session opened with a key;
         only the latter where the account must use a key); never the account's last factor (an admin's reset
         does that). With the password alone, whoever has it could strip an account down to the factor they
         can phish, or to none."""
-        if key_required and not key_session:
-            self._password(username, first_factor_ok, now, remote_addr, "webauthn-removal")
-            raise KeyStepError("This account logs in with a passkey or security key: log in with one to remove keys.")
-        if key_session:
-            self._password(username, first_factor_ok, now, remote_addr, "webauthn-removal")
-        else:
-            self._prove_factor(username, code, now, remote_addr, first_factor_ok, Action.WEBAUTHN_REMOVED)
+        self._check(username, proof, now, Action.WEBAUTHN_REMOVED, factor_linked=True, keys_linked=True)
         change = self.store.unlink_webauthn_credential(username, credential_id, keep_a_factor=True)
         if change is KeyChange.LAST_FACTOR:
             raise LastFactor(
@@ -228,23 +209,29 @@ class Passkeys:
             )
         if change is not KeyChange.REMOVED:
             raise UnknownKey(NO_SUCH_KEY)
-        self._audit(Action.WEBAUTHN_REMOVED, username, "success", "removed", now, remote_addr)
+        self._audit(Action.WEBAUTHN_REMOVED, username, "success", "removed", now, proof.remote_addr)
 
     # -- steps shared by the verbs ---------------------------------------------------------------------------
 
-    def _prove_factor(
-        self,
-        username: str,
-        code: object,
-        now: float,
-        remote_addr: str | None,
-        first_factor_ok: bool,
-        action: Action = Action.WEBAUTHN_ADDED,
+    def _check(
+        self, username: str, proof: Proof, now: float, action: Action, factor_linked: bool, keys_linked: bool
     ) -> None:
-        verdict = self.verifier.verify(username, code, now, first_factor_ok=first_factor_ok, remote_addr=remote_addr)
-        if not verdict.ok:
-            self._audit(action, username, "failure", verdict.reason, now, remote_addr)
-            raise CodeRejected("the current code was not accepted", verdict)
+        """The password, and the current factor when one is linked (a code, or a session opened with a key;
+        only the latter for an account that must use a key and has one: a phishing page can relay a code)."""
+        address, why = proof.remote_addr, action.value
+        if proof.key_session or not factor_linked:
+            self._password(username, proof.first_factor_ok, now, address, why)
+        elif proof.key_required and keys_linked:
+            self._password(username, proof.first_factor_ok, now, address, why)
+            self._audit(action, username, "failure", "key-required", now, address)
+            raise KeyStepError("This account logs in with a passkey or security key: log in with one first.")
+        else:
+            verdict = self.verifier.verify(
+                username, proof.code, now, first_factor_ok=proof.first_factor_ok, remote_addr=address
+            )
+            if not verdict.ok:
+                self._audit(action, username, "failure", verdict.reason, now, address)
+                raise CodeRejected("the current code was not accepted", verdict)
 
     def _password(self, username: str, first_factor_ok: bool, now: float, remote_addr: str | None, why: str) -> None:
         verdict = self.verifier.verify_password_only(

@@ -21,7 +21,7 @@ from ..core import (
     Verdict,
     WebAuthnError,
 )
-from ..core.passkeys import KeyNotAdded, KeyStepError, LastFactor, NoKeys, UnknownKey
+from ..core.passkeys import KeyNotAdded, KeyStepError, LastFactor, NoKeys, Proof, UnknownKey
 from ..messages import (
     CLI_ONLY,
     KEY_NOT_VERIFIED,
@@ -81,6 +81,11 @@ class APIFlow(FlowHandler):
         """Whether ``password`` is the caller's own (a right password of another account is not)."""
         check = await self.host.check_password(self, caller.name, password)
         return PasswordCheck(caller.name, check.ok and check.name == caller.name)
+
+    def proof(self, check: PasswordCheck, otp: str, key_session: bool, name: str) -> Proof:
+        """What this request shows for a key step (see :class:`Proof`)."""
+        key_required = self.host.key_required_of(self, name)
+        return Proof(check.ok, otp, key_session, key_required, self.host.client_address(self))
 
     def refusal_of(self, err: Failure) -> Refused:
         """How the API words a refusal: a wrong factor is 403 (throttled 429), a step the account's state does

@@ -166,20 +166,10 @@ class KeyRegistrationOptionsAPI(APIFlow):
         name, key_session = await self.registrant(fields["username"])
         typed = await self.host.check_password(self, name, fields["password"])
         check = PasswordCheck(name, typed.ok and typed.name == name)
-        key_required = self.host.key_required_of(self, name)
-        now, address, nonce = time.time(), self.host.client_address(self), new_nonce()
+        proof = self.proof(check, fields["otp"], key_session, name)
+        now, nonce = time.time(), new_nonce()
         options, challenge_id = await self.host.in_core(
-            lambda core: core.passkeys.registration_options(
-                check.name,
-                rp,
-                nonce,
-                now,
-                first_factor_ok=check.ok,
-                code=fields["otp"],
-                key_session=key_session,
-                key_required=key_required,
-                remote_addr=address,
-            )
+            lambda core: core.passkeys.registration_options(check.name, rp, nonce, now, proof)
         )
         remember_ceremony(self, challenge_id, nonce)
         self.reply(200, {"options": json.loads(options)})
@@ -246,21 +236,9 @@ class KeyCredentialAPI(APIFlow):
         caller = await self.caller()
         fields = self.json_fields("password", "otp")
         check = await self.password_of(caller, fields["password"])
-        cid, now, address = credential_id(key_id), time.time(), self.host.client_address(self)
-        key_session = self.session_factor(caller) == "webauthn"
-        key_required = self.host.key_required_of(self, caller.name)
-        await self.host.in_core(
-            lambda core: core.passkeys.remove(
-                check.name,
-                cid,
-                now,
-                first_factor_ok=check.ok,
-                code=fields["otp"],
-                key_session=key_session,
-                key_required=key_required,
-                remote_addr=address,
-            )
-        )
+        cid, now = credential_id(key_id), time.time()
+        proof = self.proof(check, fields["otp"], self.session_factor(caller) == "webauthn", caller.name)
+        await self.host.in_core(lambda core: core.passkeys.remove(check.name, cid, now, proof))
         self.set_status(204)
         self.finish()
 

@@ -98,8 +98,9 @@
     return (error && error.message) || String(error);
   }
 
-  // The login form: password first, then this button instead of a code.
-  function loginButton(button) {
+  // A key button of a form: shown where the browser can use a key (else its status line says why); a click runs
+  // ``ceremony`` (options from the server, the browser's prompt, the form's submit), saying what went wrong.
+  function keyButton(button, ceremony) {
     const form = button.form;
     const status = document.getElementById(button.dataset.status);
     if (!supported()) {
@@ -109,58 +110,44 @@
     button.hidden = false;
     button.addEventListener("click", async () => {
       const field = (name) => form.elements.namedItem(name);
-      if (!field("password").value) {
-        status.textContent = "Enter your password first.";
-        field("password").focus();
-        return;
-      }
-      status.textContent = "Touch or unlock your key when your browser asks.";
+      const typed = (name) => (field(name) ? field(name).value : "");
       try {
-        const body = { password: field("password").value };
-        if (field("username")) {
-          body.username = field("username").value;
-        }
-        const answer = await post(button.dataset.optionsUrl, form, body);
-        const credential = await navigator.credentials.get({ publicKey: requestOptions(answer.options) });
-        field("webauthn").value = JSON.stringify(credentialJSON(credential));
-        if (field("otp")) {
-          field("otp").value = "";
-        }
-        status.textContent = "Logging in…";
-        form.submit();
+        await ceremony(form, field, typed, status);
       } catch (error) {
         status.textContent = refusedByBrowser(error);
       }
     });
+  }
+
+  // The login form: password first, then this button instead of a code.
+  async function logIn(form, field, typed, status) {
+    if (!typed("password")) {
+      status.textContent = "Enter your password first.";
+      field("password").focus();
+      return;
+    }
+    status.textContent = "Touch or unlock your key when your browser asks.";
+    const body = { password: typed("password"), username: typed("username") };
+    const answer = await post(form.querySelector("[data-webauthn]").dataset.optionsUrl, form, body);
+    const credential = await navigator.credentials.get({ publicKey: requestOptions(answer.options) });
+    field("webauthn").value = JSON.stringify(credentialJSON(credential));
+    if (field("otp")) {
+      field("otp").value = "";
+    }
+    status.textContent = "Logging in…";
+    form.submit();
   }
 
   // The 2FA page's "add a key" form: password (and a current code), then the browser creates the key.
-  function registerButton(button) {
-    const form = button.form;
-    const status = document.getElementById(button.dataset.status);
-    if (!supported()) {
-      status.textContent = button.dataset.unsupported;
-      return;
-    }
-    button.hidden = false;
-    button.addEventListener("click", async () => {
-      const field = (name) => form.elements.namedItem(name);
-      status.textContent = "Touch or unlock your key when your browser asks.";
-      try {
-        const proof = { password: field("password").value, otp: field("otp") ? field("otp").value : "" };
-        if (field("username")) {
-          proof.username = field("username").value;
-        }
-        const answer = await post(button.dataset.optionsUrl, form, proof);
-        const credential = await navigator.credentials.create({ publicKey: creationOptions(answer.options) });
-        field("credential").value = JSON.stringify(credentialJSON(credential));
-        form.submit();
-      } catch (error) {
-        status.textContent = refusedByBrowser(error);
-      }
-    });
+  async function register(form, field, typed, status) {
+    status.textContent = "Touch or unlock your key when your browser asks.";
+    const proof = { password: typed("password"), otp: typed("otp"), username: typed("username") };
+    const answer = await post(form.querySelector("[data-webauthn]").dataset.optionsUrl, form, proof);
+    const credential = await navigator.credentials.create({ publicKey: creationOptions(answer.options) });
+    field("credential").value = JSON.stringify(credentialJSON(credential));
+    form.submit();
   }
 
-  document.querySelectorAll("button[data-webauthn='login']").forEach(loginButton);
-  document.querySelectorAll("button[data-webauthn='register']").forEach(registerButton);
+  document.querySelectorAll("button[data-webauthn='login']").forEach((button) => keyButton(button, logIn));
+  document.querySelectorAll("button[data-webauthn='register']").forEach((button) => keyButton(button, register));
 })();

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from jupyter_2fa.core import Action, CodeRejected, Outcome, RelyingParty, ThrottlePolicy, UserNotVerified
-from jupyter_2fa.core.passkeys import KeyStepError, LastFactor, NoKeys, UnknownKey, key_name
+from jupyter_2fa.core.passkeys import KeyStepError, LastFactor, NoKeys, Proof, UnknownKey, key_name
 from jupyter_2fa.core.webauthn import CredentialRefused, KeyAssertion
 
 from helpers.core import FAST_SETTINGS, T0, USER, Harness, HarnessFactory
@@ -33,7 +33,7 @@ def options_challenge(options_json: str) -> bytes:
 def register(harness: Harness, key: SoftKey, now: float = T0, **proof: object) -> list[str]:
     """Register ``key`` for USER through Passkeys (password right); returns the recovery codes it gave."""
     passkeys = harness.enrollment.passkeys
-    options, challenge_id = passkeys.registration_options(USER, LAB, SESSION, now, first_factor_ok=True, **proof)  # type: ignore[arg-type]
+    options, challenge_id = passkeys.registration_options(USER, LAB, SESSION, now, Proof(True, **proof))  # type: ignore[arg-type]
     response = key.register(LAB.id, LAB.origin, options_challenge(options))
     _, codes = passkeys.register(USER, LAB, challenge_id, SESSION, response, "laptop", now)
     return codes
@@ -214,10 +214,10 @@ def test_adding_a_key_beside_the_app_needs_its_code(harness: Harness, key: SoftK
     enrolled = harness.enroll(now=T0 - 300)
     passkeys = harness.enrollment.passkeys
     with pytest.raises(CodeRejected) as refused:
-        passkeys.registration_options(USER, LAB, SESSION, T0, first_factor_ok=True, code="")
+        passkeys.registration_options(USER, LAB, SESSION, T0, Proof(True, code=""))
     assert refused.value.verdict.outcome is Outcome.INVALID
     with pytest.raises(CodeRejected):  # the right code, the wrong password
-        passkeys.registration_options(USER, LAB, SESSION, T0, first_factor_ok=False, code=enrolled.app.code(T0))
+        passkeys.registration_options(USER, LAB, SESSION, T0, Proof(False, code=enrolled.app.code(T0)))
     assert register(harness, key, T0, code=enrolled.app.code(T0 + 30)) == []  # not the first factor: no codes
     assert harness.store.get(USER).webauthn_keys == 1  # type: ignore[union-attr]
 
@@ -230,15 +230,15 @@ def test_a_key_session_adds_a_second_key_without_a_code(keyed: Harness) -> None:
 def test_registration_refused_without_user_verification_or_for_another_session(harness: Harness) -> None:
     passkeys = harness.enrollment.passkeys
     key = SoftKey()
-    options, challenge_id = passkeys.registration_options(USER, LAB, SESSION, T0, first_factor_ok=True)
+    options, challenge_id = passkeys.registration_options(USER, LAB, SESSION, T0, Proof(True))
     response = key.register(LAB.id, LAB.origin, options_challenge(options), uv=False)
     with pytest.raises(UserNotVerified):
         passkeys.register(USER, LAB, challenge_id, SESSION, response, "k", T0)
-    options, challenge_id = passkeys.registration_options(USER, LAB, SESSION, T0, first_factor_ok=True)
+    options, challenge_id = passkeys.registration_options(USER, LAB, SESSION, T0, Proof(True))
     response = key.register(LAB.id, LAB.origin, options_challenge(options))
     with pytest.raises(KeyStepError, match="start it again"):
         passkeys.register(USER, LAB, challenge_id, "another-session", response, "k", T0)
-    options, challenge_id = passkeys.registration_options(USER, LAB, SESSION, T0, first_factor_ok=True)
+    options, challenge_id = passkeys.registration_options(USER, LAB, SESSION, T0, Proof(True))
     response = key.register(PHISH.id, PHISH.origin, options_challenge(options))
     with pytest.raises(CredentialRefused):
         passkeys.register(USER, LAB, challenge_id, SESSION, response, "k", T0)
@@ -256,13 +256,13 @@ def test_login_options_need_the_password_and_a_key(harness: Harness) -> None:
 def test_the_last_factor_is_not_removed(keyed: Harness, key: SoftKey) -> None:
     passkeys = keyed.enrollment.passkeys
     with pytest.raises(LastFactor):
-        passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True, key_session=True)
+        passkeys.remove(USER, key.credential_id, T0, Proof(True, key_session=True))
     register(keyed, SoftKey(b"soft-key-2"), T0, key_session=True)
     with pytest.raises(CodeRejected):
-        passkeys.remove(USER, key.credential_id, T0, first_factor_ok=False, key_session=True)
-    passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True, key_session=True)
+        passkeys.remove(USER, key.credential_id, T0, Proof(False, key_session=True))
+    passkeys.remove(USER, key.credential_id, T0, Proof(True, key_session=True))
     with pytest.raises(UnknownKey):
-        passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True, key_session=True)
+        passkeys.remove(USER, key.credential_id, T0, Proof(True, key_session=True))
     assert [b64s(k.credential_id) for k in keyed.store.webauthn_credentials(USER)] == [b64s(b"soft-key-2")]
 
 
@@ -272,10 +272,10 @@ def test_removing_a_key_takes_the_current_factor(harness: Harness, key: SoftKey)
     register(harness, SoftKey(b"soft-key-2"), T0, key_session=True)
     passkeys = harness.enrollment.passkeys
     with pytest.raises(CodeRejected):
-        passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True)  # the password alone
+        passkeys.remove(USER, key.credential_id, T0, Proof(True))  # the password alone
     with pytest.raises(KeyStepError, match="log in with one"):  # where a key is required, only a key session
-        passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True, code=codes[0], key_required=True)
-    passkeys.remove(USER, key.credential_id, T0, first_factor_ok=True, code=codes[0])
+        passkeys.remove(USER, key.credential_id, T0, Proof(True, code=codes[0], key_required=True))
+    passkeys.remove(USER, key.credential_id, T0, Proof(True, code=codes[0]))
     assert harness.store.get(USER).webauthn_keys == 1  # type: ignore[union-attr]
 
 
@@ -300,7 +300,7 @@ def test_two_removals_at_once_never_leave_the_account_without_a_factor(harness: 
 def test_a_first_factor_challenge_links_nothing_once_a_factor_exists(harness: Harness, key: SoftKey) -> None:
     """Options asked with the password alone (no factor yet) must not add a key after the owner linked the app."""
     passkeys = harness.enrollment.passkeys
-    options, challenge_id = passkeys.registration_options(USER, LAB, SESSION, T0, first_factor_ok=True)
+    options, challenge_id = passkeys.registration_options(USER, LAB, SESSION, T0, Proof(True))
     harness.enroll(now=T0 + 1)  # the owner links the app meanwhile
     response = key.register(LAB.id, LAB.origin, options_challenge(options))
     with pytest.raises(KeyStepError, match="start it again"):

@@ -1,7 +1,8 @@
 """Passkeys and security keys on a real JupyterHub (behind configurable-http-proxy): the hub's 2FA page links a key,
 the login form takes a key's signature, admins may be made to use one, and an admin's reset removes every key.
-The browser's WebAuthn API is played by ``helpers.webauthn.SoftKey`` over plain HTTP (the real-browser test is
-``tests/browser/test_passkeys.py``); the hub sees ``http://localhost:PORT``, as a browser on the machine would.
+The browser's WebAuthn API is played by ``helpers.webauthn.SoftKey`` over plain HTTP (the real-browser test
+is ``tests/browser/test_passkeys_in_chromium.py``); the hub sees ``http://localhost:PORT``, as a browser on the
+machine would.
 """
 
 from __future__ import annotations
