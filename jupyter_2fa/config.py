@@ -21,10 +21,10 @@ from .core.oneshot import OneShotImages
 from .core.settings import Settings
 from .core.throttle import MAX_LOCKOUT_THRESHOLD, GuessPolicy, ThrottlePolicy
 from .core.totp import TOTPParameters
+from .core.webauthn import BadRelyingParty, RelyingParty
 
 if TYPE_CHECKING:
     from .core import Enrollment, Keyring
-    from .core.webauthn import RelyingParty
 
 
 def parse_deadline(text: str) -> float:
@@ -459,8 +459,6 @@ class TwoFactorConfig(LoggingConfigurable):
     @validate("webauthn_rp_id", "webauthn_origin")
     def _validate_relying_party(self, proposal: dict[str, Any]) -> str:
         """An IP address, an upper-case id or an origin with a path fails here, at start-up, not at every login."""
-        from .core.webauthn import BadRelyingParty, RelyingParty
-
         value = str(proposal["value"]).strip()
         if value:
             rp_id = value if proposal["trait"].name == "webauthn_rp_id" else (urlsplit(value).hostname or "")
@@ -499,8 +497,6 @@ class TwoFactorConfig(LoggingConfigurable):
         the configured id, name and origin, or the request's. :class:`BadRelyingParty` when it cannot work
         (an IP address; a host below the configured id without a configured origin), with a message for the
         user."""
-        from .core.webauthn import BadRelyingParty, RelyingParty
-
         origin = self.webauthn_origin or f"{scheme}://{host}"
         rp_id = self.webauthn_rp_id or (urlsplit(origin).hostname or "")
         if not self.webauthn_origin and urlsplit(origin).hostname != rp_id:

@@ -16,14 +16,12 @@ if TYPE_CHECKING:
     from .enrollment import (
         AlreadyEnrolled,
         AlreadyShown,
-        CodeRejected,
         Enrollment,
-        EnrollmentError,
         NoPendingEnrollment,
         NotEnrolled,
         Provisioning,
     )
-    from .errors import StoreError, TwoFactorError
+    from .errors import CodeRejected, EnrollmentError, StoreError, TwoFactorError
     from .keys import KeyProblem, Keyring, WrongKey
     from .settings import Settings
     from .store import Account, Store, StoreUnavailable, WebAuthnCredential
@@ -51,10 +49,10 @@ _HOMES = {
     "AuditSink": "audit",
     "BadRelyingParty": "webauthn",
     "ClonedAuthenticator": "webauthn",
-    "CodeRejected": "enrollment",
+    "CodeRejected": "errors",
     "CredentialRefused": "webauthn",
     "Enrollment": "enrollment",
-    "EnrollmentError": "enrollment",
+    "EnrollmentError": "errors",
     "InvalidCode": "totp",
     "JsonlAuditLog": "audit",
     "KeyProblem": "keys",

@@ -12,19 +12,14 @@ from typing import TYPE_CHECKING
 
 from . import recovery
 from .audit import Action
-from .errors import TwoFactorError
+from .errors import CodeRejected, EnrollmentError
+from .passkeys import Passkeys
 from .qr import qr_card_svg, qr_svg, qr_terminal
 from .totp import InvalidCode, matching_step, new_secret, normalize_code, provisioning_uri
 from .verdicts import Outcome, Verdict
 
 if TYPE_CHECKING:
     from .verifier import Verifier
-
-
-class EnrollmentError(TwoFactorError):
-    """Enrollment cannot go on; ``reason`` is a stable word for front-ends and the audit log."""
-
-    reason = "enrollment-error"
 
 
 class AlreadyEnrolled(EnrollmentError):
@@ -41,15 +36,6 @@ class NoPendingEnrollment(EnrollmentError):
 
 class AlreadyShown(EnrollmentError):
     reason = "already-shown"
-
-
-class CodeRejected(EnrollmentError):
-    """The code did not confirm; ``verdict`` says whether it was wrong, throttled or locked."""
-
-    def __init__(self, message: str, verdict: Verdict) -> None:
-        super().__init__(message)
-        self.verdict = verdict
-        self.reason = verdict.reason
 
 
 @dataclass(frozen=True)
@@ -82,8 +68,6 @@ class Enrollment:
     """The device-linking state machine, on top of a :class:`Verifier` (and so its store and throttle)."""
 
     def __init__(self, verifier: Verifier) -> None:
-        from .passkeys import Passkeys  # here: passkeys.py builds on this module's errors
-
         self.verifier = verifier
         self.store = verifier.store
         self.settings = verifier.settings

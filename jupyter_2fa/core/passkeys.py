@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from . import recovery
 from .audit import Action
-from .enrollment import CodeRejected, EnrollmentError
-from .store import KeyChange, WebAuthnCredential
+from .errors import CodeRejected, EnrollmentError
+from .verdicts import KeyChange
 from .webauthn import (
     CEREMONY_TIMEOUT_MS,
     CredentialRefused,
@@ -28,6 +28,7 @@ from .webauthn import (
 )
 
 if TYPE_CHECKING:
+    from .store import WebAuthnCredential
     from .verifier import Verifier
 
 # A challenge lives as long as the browser's ceremony, and a little longer for the request that answers it.

@@ -22,7 +22,6 @@ import select
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from .errors import StoreError
 from .files import check_private_file, create_private_file
 from .keys import Keyring
 from .throttle import GuessPolicy, ThrottlePolicy, name_key
+from .verdicts import KeyChange
 from .webauthn import NewCredential
 
 SCHEMA_VERSION = 3
@@ -312,19 +312,6 @@ class GuessKeys:
 _NO_PENDING: dict[str, Any] = dict(
     pending_secret=None, pending_expires_at=None, pending_shown=False, pending_relink=False
 )
-
-
-class KeyChange(str, Enum):
-    """What registering or removing a passkey or security key did."""
-
-    ADDED = "added"
-    FIRST_FACTOR = "first-factor"  # added as the account's first factor: recovery codes set, sessions ended
-    DUPLICATE = "duplicate"  # that credential id is stored already (for this account or another)
-    STALE = "stale"  # the account's factors changed since the registration's challenge was issued
-    TOO_MANY = "too-many"  # the account has as many keys as it may
-    REMOVED = "removed"
-    UNKNOWN = "unknown"  # the account has no such credential
-    LAST_FACTOR = "last-factor"  # not removed: it is the account's only factor
 
 
 class StoreUnavailable(StoreError):

@@ -50,3 +50,16 @@ class Attempt:
     account: Account | None
     failures: int
     refusal: Verdict | None
+
+
+class KeyChange(str, Enum):
+    """What registering or removing a passkey or security key did."""
+
+    ADDED = "added"
+    FIRST_FACTOR = "first-factor"  # added as the account's first factor: recovery codes set, sessions ended
+    DUPLICATE = "duplicate"  # that credential id is stored already (for this account or another)
+    STALE = "stale"  # the account's factors changed since the registration's challenge was issued
+    TOO_MANY = "too-many"  # the account has as many keys as it may
+    REMOVED = "removed"
+    UNKNOWN = "unknown"  # the account has no such credential
+    LAST_FACTOR = "last-factor"  # not removed: it is the account's only factor

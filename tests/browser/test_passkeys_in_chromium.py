@@ -21,7 +21,7 @@ import pytest
 import requests
 from playwright.sync_api import CDPSession, Page, expect
 
-from helpers.browser import PASSWORD, LabServer, assert_accessible
+from helpers.browser import PASSWORD, Client, LabServer, assert_accessible, log_in
 from helpers.hub import HubFactory, twofa_api
 from helpers.ports import free_port
 
@@ -239,3 +239,37 @@ def test_passkeys_on_the_hub(page: Page, hub_factory: HubFactory, screenshot_dir
         page.fill("#password_input", PASSWORD)
         page.click("#key_login")
         expect(page.locator("#key_status")).to_contain_text("No passkey or security key is registered")
+
+
+def test_passkeys_in_the_lab_panel(page: Page, lab_server: LabServer, screenshot_dir: Path) -> None:
+    """The JupyterLab extension's panel lists, adds and removes keys with the browser's WebAuthn API."""
+    url = lab_server.url.replace("127.0.0.1", "localhost")
+    device, codes = Client(url).enroll()
+    keys = Authenticators(page)
+    keys.add("usb", resident=False)
+    panel = page.locator(".jp-2fa-panel")
+    with screenshot_on_failure(page, screenshot_dir / "lab-passkeys-failure.png"):
+        log_in(page, url, "/lab", device.next_code())
+        expect(page.locator(".jp-Launcher")).to_be_visible(timeout=60_000)
+        page.keyboard.press("Control+Shift+C")
+        page.locator("#modal-command-palette input").fill("Two-Factor")
+        page.keyboard.press("Enter")
+        expect(panel.locator(".jp-2fa-keys")).to_contain_text("No passkeys or security keys yet.")
+
+        # Add: a name, the password and a recovery code, then the browser's prompt (the virtual key answers).
+        panel.locator("[data-action=key-add]").click()
+        panel.locator("input[name=name]").fill("Lab key")
+        panel.locator("input[name=password]").fill(PASSWORD)
+        panel.locator("input[name=otp]").fill(codes[0])
+        panel.locator("button[type=submit]").click()
+        row = panel.locator(".jp-2fa-keys-table tbody tr")
+        expect(row).to_have_count(1)
+        expect(row.first.locator("th")).to_have_text("Lab key")
+        page.screenshot(path=screenshot_dir / "lab-passkeys.png")
+
+        # Remove: the password and another recovery code (a session opened with a code, not a key).
+        row.first.locator("[data-action=key-remove]").click()
+        panel.locator("input[name=password]").fill(PASSWORD)
+        panel.locator("input[name=otp]").fill(codes[1])
+        panel.locator("button[type=submit]").click()
+        expect(panel.locator(".jp-2fa-keys")).to_contain_text("No passkeys or security keys yet.")
