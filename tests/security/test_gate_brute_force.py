@@ -139,8 +139,12 @@ async def test_a_stranger_cannot_lock_the_owner_out(
 
     assert (await known.login(PASSWORD, enrolled.fresh_code())).code == 302, "the owner's browser waited"
     new, code = new_browser(), enrolled.fresh_code()
-    waiting = await new.login(PASSWORD, code)
-    assert waiting.code == 429
-    await asyncio.sleep(float(waiting.headers["Retry-After"]) + 0.2)
-    response = await new.login(PASSWORD, code)  # the refused attempt did not use the code up
+    response = await new.login(PASSWORD, code)
+    # A new browser meets what is left of the name's capped back-off, if anything: on a busy machine the burst
+    # can be answered so slowly that its last wait has run out by now (the CI run of 2026-12-02 saw it).
+    if response.code == 429:
+        wait = float(response.headers["Retry-After"])
+        assert wait <= gate.password_backoff_max_seconds + 1
+        await asyncio.sleep(wait + 0.2)
+        response = await new.login(PASSWORD, code)  # the refused attempt did not use the code up
     assert response.code == 302, body_text(response)
