@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import getpass
 import itertools
 import logging
@@ -24,6 +23,7 @@ from .core import CodeRejected, Enrollment, Keyring, Outcome, StoreError, TwoFac
 from .core.audit import Action
 from .core.keys import new_key, write_key_file
 from .core.store import Account, WebAuthnCredential
+from .core.webauthn import b64url
 
 USAGE_ERROR = 2  # like argparse: the command line itself was wrong
 REFUSED = 1  # the command was understood but could not be done
@@ -154,7 +154,7 @@ def _key_id(credential: WebAuthnCredential) -> str:
 
     Never the whole id: it names the key to every site that asks, so it stays out of screens and logs.
     """
-    encoded = base64.urlsafe_b64encode(credential.credential_id).decode("ascii").rstrip("=")
+    encoded = b64url(credential.credential_id)
     return encoded[:KEY_ID_SHOWN] + "..."
 
 

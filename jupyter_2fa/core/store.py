@@ -12,7 +12,6 @@ after another, and everything it decides is committed once. One durable commit p
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import hmac
@@ -36,7 +35,7 @@ from .files import check_private_file, create_private_file
 from .keys import Keyring
 from .throttle import GuessPolicy, ThrottlePolicy, name_key
 from .verdicts import KeyChange
-from .webauthn import NewCredential
+from .webauthn import NewCredential, b64url, from_b64url
 
 SCHEMA_VERSION = 3
 _KEY_CHECK_TEXT = "jupyter-2fa key check"
@@ -151,22 +150,17 @@ webauthn_challenges = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
 )
 
+
 # A login check's statements, built once: constructing a SQLAlchemy statement costs more than running it on
 # SQLite, and a login check is meant to cost little more than its one commit. Values are bound at execution.
-_recovery_codes_left = (
-    sa.select(sa.func.count())
-    .select_from(recovery_codes)
-    .where(recovery_codes.c.username == accounts.c.username, recovery_codes.c.used_at.is_(None))
-    .scalar_subquery()
-    .label("recovery_codes_left")
-)
-_webauthn_keys = (
-    sa.select(sa.func.count())
-    .select_from(webauthn_credentials)
-    .where(webauthn_credentials.c.username == accounts.c.username)
-    .scalar_subquery()
-    .label("webauthn_keys")
-)
+def _owned_count(table: sa.Table, label: str, *conditions: Any) -> Any:
+    """How many of the account's rows ``table`` holds (meeting ``conditions``), as a column of its row."""
+    owned = table.c.username == accounts.c.username
+    return sa.select(sa.func.count()).select_from(table).where(owned, *conditions).scalar_subquery().label(label)
+
+
+_recovery_codes_left = _owned_count(recovery_codes, "recovery_codes_left", recovery_codes.c.used_at.is_(None))
+_webauthn_keys = _owned_count(webauthn_credentials, "webauthn_keys")
 _ACCOUNT = sa.select(accounts, _recovery_codes_left, _webauthn_keys).where(accounts.c.username == sa.bindparam("name"))
 _ACCOUNTS_AFTER = (
     sa.select(accounts, _recovery_codes_left, _webauthn_keys)
@@ -365,7 +359,7 @@ class WebAuthnCredential:
     @classmethod
     def _from_row(cls, row: Any) -> WebAuthnCredential:
         return cls(
-            credential_id=_b64decode(row.credential_id),
+            credential_id=from_b64url(row.credential_id),
             username=row.username,
             public_key=bytes(row.public_key),
             sign_count=row.sign_count,
@@ -468,7 +462,7 @@ class LoginCheck:
 
     def webauthn_credential(self, credential_id: bytes) -> WebAuthnCredential | None:
         """This account's credential with ``credential_id``, if it has one."""
-        cid = _b64encode(credential_id)
+        cid = b64url(credential_id)
         row = self.conn.execute(_WEBAUTHN_CREDENTIAL, {"owner": self.username, "cid": cid}).first()
         return None if row is None else WebAuthnCredential._from_row(row)
 
@@ -906,7 +900,7 @@ class Store:
         issued for, and a change since (a factor linked or removed meanwhile) answers ``STALE``; an account
         with ``max_keys`` keys answers ``TOO_MANY``."""
         values = {
-            "credential_id": _b64encode(credential.credential_id),
+            "credential_id": b64url(credential.credential_id),
             "username": username,
             "public_key": credential.public_key,
             "sign_count": credential.sign_count,
@@ -941,7 +935,7 @@ class Store:
     def rename_webauthn_credential(self, username: str, credential_id: bytes, name: str) -> bool:
         with self._transaction() as conn:
             result = conn.execute(
-                _RENAME_WEBAUTHN_CREDENTIAL, {"owner": username, "cid": _b64encode(credential_id), "new_name": name}
+                _RENAME_WEBAUTHN_CREDENTIAL, {"owner": username, "cid": b64url(credential_id), "new_name": name}
             )
         return result.rowcount == 1
 
@@ -960,9 +954,9 @@ class Store:
                 return KeyChange.UNKNOWN
             app_linked, keys = factors
             if keep_a_factor and not app_linked and keys <= 1:
-                owned = conn.execute(_WEBAUTHN_CREDENTIAL, {"owner": username, "cid": _b64encode(credential_id)})
+                owned = conn.execute(_WEBAUTHN_CREDENTIAL, {"owner": username, "cid": b64url(credential_id)})
                 return KeyChange.LAST_FACTOR if owned.first() is not None else KeyChange.UNKNOWN
-            result = conn.execute(_REMOVE_WEBAUTHN_CREDENTIAL, {"owner": username, "cid": _b64encode(credential_id)})
+            result = conn.execute(_REMOVE_WEBAUTHN_CREDENTIAL, {"owner": username, "cid": b64url(credential_id)})
         return KeyChange.REMOVED if result.rowcount == 1 else KeyChange.UNKNOWN
 
     def record_webauthn_use(
@@ -1066,14 +1060,6 @@ def _add_webauthn_v3(conn: Connection) -> None:
 _MIGRATIONS = [_create_v1, _add_guesses_v2, _add_webauthn_v3]
 
 
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _insert_new(conn: Connection, table: sa.Table, values: dict[str, Any]) -> bool:
     """INSERT a row unless its primary key exists; True when this caller inserted it (told by RETURNING, which
     both databases report reliably, where a rowcount after ON CONFLICT DO NOTHING depends on the driver)."""
@@ -1106,7 +1092,7 @@ def _record_webauthn_use(
 ) -> bool:
     values = {
         "owner": username,
-        "cid": _b64encode(credential_id),
+        "cid": b64url(credential_id),
         "old_count": old_count,
         "new_count": new_count,
         "used_at": now,

@@ -167,9 +167,23 @@ class KeyAssertion:
         """
         try:
             named = json.loads(self.response_json).get("rawId")
-            return base64.urlsafe_b64decode(named + "=" * (-len(named) % 4)) if isinstance(named, str) else None
+            return from_b64url(named) if isinstance(named, str) else None
         except (ValueError, AttributeError, binascii.Error, RecursionError):
             return None
+
+
+def b64url(raw: bytes) -> str:
+    """Bytes as WebAuthn's JSON writes them: base64url without padding (how ids are stored and shown too)."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def from_b64url(text: str) -> bytes:
+    """:func:`b64url` undone; ``binascii.Error`` (a ValueError) for text that is not base64url.
+
+    >>> from_b64url(b64url(b"\\x00\\xff")) == b"\\x00\\xff"
+    True
+    """
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def new_challenge() -> bytes:

@@ -9,8 +9,8 @@ page on another site) cannot answer it.
 
 from __future__ import annotations
 
-import base64
 import binascii
+import functools
 import json
 import re
 import secrets
@@ -22,15 +22,21 @@ from tornado import web
 
 from ..core import BadRelyingParty, RelyingParty
 from ..core.passkeys import CHALLENGE_LIFETIME, NO_SUCH_KEY
-from ..core.webauthn import KeyAssertion
+from ..core.webauthn import KeyAssertion, b64url, from_b64url
 from ..messages import KEYS_IN_A_BROWSER, WEBAUTHN_OFF
 from .api import APIFlow, answered
 from .forms import BadInput, json_object
 from .handler import Caller, FlowHandler
-from .host import PasswordCheck
 from .refusals import Refused
 
 SCRIPT = Path(__file__).with_name("webauthn.js")
+
+
+@functools.cache
+def script() -> bytes:
+    """The pages' script, read once, on its first request (not at import: the gate starts without it)."""
+    return SCRIPT.read_bytes()
+
 
 if TYPE_CHECKING:
     from ..core import WebAuthnCredential
@@ -109,7 +115,7 @@ def in_a_browser(caller: Caller) -> Caller:
 
 def credential_model(key: WebAuthnCredential) -> dict[str, Any]:
     return {
-        "id": _b64(key.credential_id),
+        "id": b64url(key.credential_id),
         "name": key.name,
         "created_at": key.created_at,
         "last_used_at": key.last_used_at,
@@ -118,16 +124,12 @@ def credential_model(key: WebAuthnCredential) -> dict[str, Any]:
     }
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
 def credential_id(text: str) -> bytes:
     """A key's id in a URL (base64url without padding); 404 for anything that cannot be one."""
     if not _CREDENTIAL_ID.fullmatch(text):
         raise Refused(404, NO_SUCH_KEY)
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return from_b64url(text)
     except (ValueError, binascii.Error):
         raise Refused(404, NO_SUCH_KEY) from None
 
@@ -164,8 +166,7 @@ class KeyRegistrationOptionsAPI(APIFlow):
         fields = self.json_fields("username", "password", "otp")
         rp = relying_party(self)
         name, key_session = await self.registrant(fields["username"])
-        typed = await self.host.check_password(self, name, fields["password"])
-        check = PasswordCheck(name, typed.ok and typed.name == name)
+        check = await self.password_of(Caller(name), fields["password"])
         proof = self.proof(check, fields["otp"], key_session, name)
         now, nonce = time.time(), new_nonce()
         options, challenge_id = await self.host.in_core(
@@ -252,4 +253,4 @@ class KeyScript(FlowHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "text/javascript; charset=utf-8")
         self.set_header("X-Content-Type-Options", "nosniff")
-        self.finish(SCRIPT.read_bytes())
+        self.finish(script())
